@@ -1,0 +1,514 @@
+"""Pure-Python twin of the HTTP/1.1 head parser (RFC 9112), sans-IO.
+
+It is the reference for ``http_parser.pyx`` and runs when the extension is missing or
+``FASTGW_PURE=1``. Both implementations expose the same API and pass the same tests:
+
+- ``RequestParser(max_request_line, max_header_bytes, max_headers).parse(buf)`` returns a
+  ``RequestHead`` once ``buf`` holds a whole head, ``None`` while it is incomplete, and raises
+  ``ParseError`` (with the HTTP status to answer) as soon as the bytes are known to be bad.
+- ``ResponseParser(max_header_bytes, max_headers).parse(buf)`` does the same for responses.
+- ``ChunkedReader`` validates a chunked body as it streams past, without copying it.
+
+Only the headers the gateway acts on become Python objects. Every other header line is
+forwarded as a verbatim slice, collected in ``head.kept``.
+"""
+
+from __future__ import annotations
+
+# RFC 9110 tchar
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# field-value bytes: VCHAR, obs-text, SP, HTAB
+_VALUE_OK = frozenset(range(0x20, 0x7F)) | frozenset(range(0x80, 0x100)) | {0x09}
+# request-target bytes: VCHAR and obs-text, no space or control
+_TARGET_OK = frozenset(range(0x21, 0x7F)) | frozenset(range(0x80, 0x100))
+# Host: reg-name / IP-literal / port characters
+_HOST_OK = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
+)
+
+# Hop-by-hop headers, never forwarded (RFC 9110 7.6.1), plus the ones the proxy rewrites.
+_REQUEST_DROPPED = frozenset(
+    {
+        b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+        b"host", b"content-length", b"transfer-encoding",
+        b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+    }
+)
+_RESPONSE_DROPPED = frozenset(
+    {
+        b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+        b"content-length", b"transfer-encoding",
+    }
+)
+# Connection may not be used to strip the headers that frame or address the message.
+_NOT_LISTABLE = frozenset({b"host", b"content-length", b"transfer-encoding"})
+
+MAX_CHUNK_LINE = 4096
+
+
+class ParseError(Exception):
+    """The bytes are not a valid HTTP/1.1 message; ``status`` is the response to send."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.reason}"
+
+
+class RequestHead:
+    """A parsed request head. ``kept`` holds the header lines forwarded unchanged."""
+
+    __slots__ = (
+        "method", "target", "path", "version", "host", "content_length", "chunked",
+        "transfer_encoding", "keep_alive", "upgrade", "expect_continue", "x_forwarded_for",
+        "head_length", "kept", "raw",
+    )
+
+    def header(self, name: bytes) -> bytes | None:
+        """First value of header ``name`` (case-insensitive), for routing; None if absent."""
+        return _find_header(self.raw, name)
+
+
+class ResponseHead:
+    """A parsed response head. ``kept`` holds the header lines forwarded unchanged."""
+
+    __slots__ = (
+        "status", "version", "reason", "content_length", "chunked", "transfer_encoding",
+        "keep_alive", "upgrade", "head_length", "kept", "raw",
+    )
+
+    def header(self, name: bytes) -> bytes | None:
+        return _find_header(self.raw, name)
+
+
+def _find_header(raw: bytes, name: bytes) -> bytes | None:
+    wanted = name.lower()
+    for line in raw.split(b"\r\n")[1:]:
+        colon = line.find(b":")
+        if colon > 0 and line[:colon].lower() == wanted:
+            return line[colon + 1 :].strip(b" \t")
+    return None
+
+
+def _check_line_endings(buf: bytes, end: int) -> None:
+    """Reject bare CR and bare LF anywhere in buf[:end]."""
+    piece = buf[:end]
+    crlf = piece.count(b"\r\n")
+    if piece.count(b"\n") != crlf:
+        raise ParseError(400, "bare LF line ending")
+    if piece.count(b"\r") != crlf:
+        raise ParseError(400, "bare CR in head")
+
+
+def _split_head(buf: bytes, max_first_line: int, first_line_status: int, max_section: int):
+    """Find the end of a head. Returns (end_of_head_index, lines) or None if incomplete."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        # Fail early on what can already be judged, so a bad client is not left waiting.
+        tail = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
+        _check_line_endings(buf, tail)
+        first = buf.find(b"\r\n")
+        if first < 0 and len(buf) > max_first_line:
+            raise ParseError(first_line_status, "first line too long")
+        if first > max_first_line:
+            raise ParseError(first_line_status, "first line too long")
+        if first >= 0 and len(buf) - first - 2 > max_section:
+            raise ParseError(431, "header section too large")
+        return None
+    _check_line_endings(buf, end + 4)
+    return end, buf[:end].split(b"\r\n")
+
+
+def _parse_fields(lines, max_headers: int, dropped: frozenset, error_status: int):
+    """Validate header lines; return (fields, connection_tokens).
+
+    fields is a list of (lowercase name, value, line) for every header line.
+    """
+    if len(lines) - 1 > max_headers:
+        raise ParseError(431 if error_status == 400 else error_status, "too many headers")
+    fields = []
+    connection: list[bytes] = []
+    for line in lines[1:]:
+        if not line:
+            raise ParseError(error_status, "empty header line")
+        if line[0] in (0x20, 0x09):
+            raise ParseError(error_status, "obsolete line folding in header")
+        colon = line.find(b":")
+        if colon <= 0:
+            raise ParseError(error_status, "header line without a name and colon")
+        name = line[:colon]
+        for c in name:
+            if c not in _TCHAR:
+                raise ParseError(error_status, "invalid character in header name")
+        value = line[colon + 1 :].strip(b" \t")
+        for c in value:
+            if c not in _VALUE_OK:
+                raise ParseError(error_status, "invalid character in header value")
+        lname = name.lower()
+        if lname == b"connection":
+            connection.extend(t.strip(b" \t").lower() for t in value.split(b","))
+        fields.append((lname, value, line))
+    return fields, connection
+
+
+def _kept_lines(fields, dropped: frozenset, connection: list[bytes]) -> bytes:
+    """The header lines to forward verbatim: all but hop-by-hop and rewritten ones."""
+    listed = {t for t in connection if t and t not in _NOT_LISTABLE}
+    out = []
+    for lname, _value, line in fields:
+        if lname in dropped or lname in listed:
+            continue
+        out.append(line)
+        out.append(b"\r\n")
+    return b"".join(out)
+
+
+def _content_length(values: list[bytes], error_status: int) -> int:
+    result = -1
+    for value in values:
+        for part in value.split(b","):
+            part = part.strip(b" \t")
+            if not part or not part.isdigit() or len(part) > 18:
+                raise ParseError(error_status, "invalid Content-Length")
+            n = int(part)
+            if result >= 0 and n != result:
+                raise ParseError(error_status, "conflicting Content-Length values")
+            result = n
+    return result
+
+
+def _codings(values: list[bytes], error_status: int) -> list[bytes]:
+    codings = []
+    for value in values:
+        for part in value.split(b","):
+            part = part.strip(b" \t").lower()
+            if not part:
+                continue
+            # a coding may carry parameters; its name is a token
+            name = part.split(b";", 1)[0].strip(b" \t")
+            if not name or any(c not in _TCHAR for c in name):
+                raise ParseError(error_status, "invalid Transfer-Encoding")
+            codings.append(name)
+    if not codings:
+        raise ParseError(error_status, "empty Transfer-Encoding")
+    return codings
+
+
+class RequestParser:
+    """Parses request heads under the configured limits."""
+
+    def __init__(self, max_request_line: int = 8192, max_header_bytes: int = 32768,
+                 max_headers: int = 100) -> None:
+        self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+
+    def parse(self, buf) -> RequestHead | None:
+        buf = bytes(buf)
+        found = _split_head(buf, self.max_request_line, 414, self.max_header_bytes)
+        if found is None:
+            return None
+        end, lines = found
+        request_line = lines[0]
+        if len(request_line) > self.max_request_line:
+            raise ParseError(414, "first line too long")
+        if end + 2 - len(request_line) - 2 > self.max_header_bytes:
+            raise ParseError(431, "header section too large")
+        parts = request_line.split(b" ")
+        if len(parts) != 3:
+            raise ParseError(400, "malformed request line")
+        method, target, version_bytes = parts
+        if not method or any(c not in _TCHAR for c in method):
+            raise ParseError(400, "invalid method")
+        if not target or any(c not in _TARGET_OK for c in target):
+            raise ParseError(400, "invalid request target")
+        if version_bytes == b"HTTP/1.1":
+            version = 11
+        elif version_bytes == b"HTTP/1.0":
+            version = 10
+        elif (len(version_bytes) == 8 and version_bytes.startswith(b"HTTP/")
+              and version_bytes[5:6].isdigit() and version_bytes[6:7] == b"."
+              and version_bytes[7:8].isdigit()):
+            raise ParseError(505, "HTTP version not supported")
+        else:
+            raise ParseError(400, "malformed HTTP version")
+
+        fields, connection = _parse_fields(lines, self.max_headers, _REQUEST_DROPPED, 400)
+        hosts = []
+        lengths = []
+        encodings = []
+        forwarded_for = []
+        upgrade = None
+        expect_continue = False
+        for lname, value, _line in fields:
+            if lname == b"host":
+                hosts.append(value)
+            elif lname == b"content-length":
+                lengths.append(value)
+            elif lname == b"transfer-encoding":
+                encodings.append(value)
+            elif lname == b"x-forwarded-for":
+                forwarded_for.append(value)
+            elif lname == b"upgrade":
+                upgrade = value
+            elif lname == b"expect" and value.lower() == b"100-continue":
+                expect_continue = True
+
+        if len(hosts) > 1:
+            raise ParseError(400, "more than one Host header")
+        host = hosts[0] if hosts else None
+        if host is not None and any(c not in _HOST_OK for c in host):
+            raise ParseError(400, "invalid Host header")
+
+        path = target
+        if target[:1] != b"/":
+            lower = target[:8].lower()
+            if lower.startswith(b"http://") or lower.startswith(b"https://"):
+                rest = target[target.index(b"//") + 2 :]
+                cut = len(rest)
+                for sep in (b"/", b"?", b"#"):
+                    i = rest.find(sep)
+                    if 0 <= i < cut:
+                        cut = i
+                authority = rest[:cut]
+                if not authority or b"@" in authority or any(c not in _HOST_OK for c in authority):
+                    raise ParseError(400, "invalid authority in absolute-form target")
+                host = authority
+                path = rest[cut:]
+                if not path.startswith(b"/"):
+                    path = b"/" + path
+            elif target == b"*" and method == b"OPTIONS":
+                pass
+            elif method == b"CONNECT":
+                raise ParseError(405, "CONNECT is not supported by a reverse proxy")
+            else:
+                raise ParseError(400, "invalid request target")
+        if host is None:
+            if version == 11:
+                raise ParseError(400, "missing Host header")
+            host = b""
+
+        if encodings:
+            if lengths:
+                raise ParseError(400, "both Content-Length and Transfer-Encoding")
+            if version == 10:
+                raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
+            codings = _codings(encodings, 400)
+            if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+                raise ParseError(400, "Transfer-Encoding does not end in chunked")
+            chunked = True
+            transfer_encoding = b", ".join(encodings)
+            content_length = -1
+        else:
+            chunked = False
+            transfer_encoding = None
+            content_length = _content_length(lengths, 400) if lengths else -1
+
+        if version == 11:
+            keep_alive = b"close" not in connection
+        else:
+            keep_alive = b"keep-alive" in connection and b"close" not in connection
+        if upgrade is not None and b"upgrade" not in connection:
+            upgrade = None
+
+        head = RequestHead()
+        head.method = method
+        head.target = target
+        head.path = path
+        head.version = version
+        head.host = host
+        head.content_length = content_length
+        head.chunked = chunked
+        head.transfer_encoding = transfer_encoding
+        head.keep_alive = keep_alive
+        head.upgrade = upgrade
+        head.expect_continue = expect_continue
+        head.x_forwarded_for = b", ".join(forwarded_for) if forwarded_for else None
+        head.head_length = end + 4
+        dropped = _REQUEST_DROPPED | {b"expect"} if expect_continue else _REQUEST_DROPPED
+        head.kept = _kept_lines(fields, dropped, connection)
+        head.raw = buf[: end + 4]
+        return head
+
+
+class ResponseParser:
+    """Parses response heads from an upstream; errors carry status 502."""
+
+    def __init__(self, max_header_bytes: int = 65536, max_headers: int = 200) -> None:
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+
+    def parse(self, buf) -> ResponseHead | None:
+        buf = bytes(buf)
+        try:
+            found = _split_head(buf, 8192, 502, self.max_header_bytes)
+        except ParseError as exc:
+            raise ParseError(502, exc.reason) from None
+        if found is None:
+            return None
+        end, lines = found
+        if end + 2 - len(lines[0]) - 2 > self.max_header_bytes:
+            raise ParseError(502, "response header section too large")
+        status_line = lines[0]
+        if status_line[:8] == b"HTTP/1.1":
+            version = 11
+        elif status_line[:8] == b"HTTP/1.0":
+            version = 10
+        else:
+            raise ParseError(502, "malformed status line")
+        code = status_line[9:12]
+        if (status_line[8:9] != b" " or len(code) != 3 or not code.isdigit()
+                or code[0:1] == b"0" or (len(status_line) > 12 and status_line[12:13] != b" ")):
+            raise ParseError(502, "malformed status line")
+        status = int(code)
+        if status < 100 or status > 599:
+            raise ParseError(502, "status code out of range")
+        reason = status_line[13:]
+        if any(c not in _VALUE_OK for c in reason):
+            raise ParseError(502, "invalid character in reason phrase")
+
+        fields, connection = _parse_fields(lines, self.max_headers, _RESPONSE_DROPPED, 502)
+        lengths = []
+        encodings = []
+        upgrade = None
+        for lname, value, _line in fields:
+            if lname == b"content-length":
+                lengths.append(value)
+            elif lname == b"transfer-encoding":
+                encodings.append(value)
+            elif lname == b"upgrade":
+                upgrade = value
+        keep_alive = (b"close" not in connection) if version == 11 else (
+            b"keep-alive" in connection and b"close" not in connection)
+        chunked = False
+        transfer_encoding = None
+        content_length = -1
+        if encodings:
+            if lengths:
+                raise ParseError(502, "both Content-Length and Transfer-Encoding in response")
+            codings = _codings(encodings, 502)
+            transfer_encoding = b", ".join(encodings)
+            if codings[-1] == b"chunked":
+                if codings.count(b"chunked") != 1:
+                    raise ParseError(502, "chunked applied twice")
+                chunked = True
+            else:
+                keep_alive = False  # close-delimited
+        elif lengths:
+            content_length = _content_length(lengths, 502)
+
+        head = ResponseHead()
+        head.status = status
+        head.version = version
+        head.reason = reason
+        head.content_length = content_length
+        head.chunked = chunked
+        head.transfer_encoding = transfer_encoding
+        head.keep_alive = keep_alive
+        head.upgrade = upgrade
+        head.head_length = end + 4
+        head.kept = _kept_lines(fields, _RESPONSE_DROPPED, connection)
+        head.raw = buf[: end + 4]
+        return head
+
+
+# ChunkedReader states
+_SIZE, _EXT, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TRAILER, _TRAILER_LF, _DONE = range(9)
+
+
+class ChunkedReader:
+    """Validates a chunked body as it passes (RFC 9112 7.1), without copying data.
+
+    ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
+    when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
+    True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+    """
+
+    __slots__ = ("state", "remaining", "line_len", "trailer_bytes", "done", "digits")
+
+    def __init__(self) -> None:
+        self.state = _SIZE
+        self.remaining = 0
+        self.line_len = 0
+        self.trailer_bytes = 0
+        self.digits = 0
+        self.done = False
+
+    def feed(self, data, start: int = 0) -> int:
+        i = start
+        n = len(data)
+        state = self.state
+        while i < n:
+            if state == _DATA:
+                take = min(self.remaining, n - i)
+                i += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    state = _DATA_CR
+                continue
+            c = data[i]
+            i += 1
+            if state == _SIZE:
+                if c in b"0123456789abcdefABCDEF":
+                    self.digits += 1
+                    if self.digits > 15:
+                        raise ParseError(400, "chunk size too large")
+                    self.remaining = self.remaining * 16 + int(chr(c), 16)
+                elif c == 0x3B and self.digits:  # ';' starts a chunk extension
+                    state = _EXT
+                elif c == 0x0D and self.digits:
+                    state = _SIZE_LF
+                else:
+                    raise ParseError(400, "invalid chunk size")
+                self.line_len += 1
+            elif state == _EXT:
+                self.line_len += 1
+                if self.line_len > MAX_CHUNK_LINE:
+                    raise ParseError(400, "chunk extension too long")
+                if c == 0x0D:
+                    state = _SIZE_LF
+                elif c not in _VALUE_OK:
+                    raise ParseError(400, "invalid character in chunk extension")
+            elif state == _SIZE_LF:
+                if c != 0x0A:
+                    raise ParseError(400, "invalid chunk size line ending")
+                self.digits = 0
+                self.line_len = 0
+                if self.remaining == 0:
+                    state = _TRAILER
+                else:
+                    state = _DATA
+            elif state == _DATA_CR:
+                if c != 0x0D:
+                    raise ParseError(400, "chunk data longer than its size")
+                state = _DATA_LF
+            elif state == _DATA_LF:
+                if c != 0x0A:
+                    raise ParseError(400, "chunk data not followed by CRLF")
+                state = _SIZE
+            elif state == _TRAILER:
+                self.trailer_bytes += 1
+                if self.trailer_bytes > 32768:
+                    raise ParseError(400, "chunked trailer too large")
+                if c == 0x0D:
+                    state = _TRAILER_LF
+                elif c == 0x0A or (c not in _VALUE_OK):
+                    raise ParseError(400, "invalid character in chunked trailer")
+                else:
+                    self.line_len += 1
+            elif state == _TRAILER_LF:
+                if c != 0x0A:
+                    raise ParseError(400, "bare CR in chunked trailer")
+                if self.line_len == 0:
+                    self.state = _DONE
+                    self.done = True
+                    return i
+                self.line_len = 0
+                state = _TRAILER
+            else:  # _DONE
+                raise ParseError(400, "data after the end of a chunked body")
+        self.state = state
+        return -1

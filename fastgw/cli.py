@@ -1,0 +1,45 @@
+"""Command line: ``fastgw run|check|version``. Parses arguments and hands over; nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastgw", description="HTTP/1.1 reverse proxy and API gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the gateway")
+    run.add_argument("-c", "--config", required=True, help="configuration file (.yaml, .toml or .json)")
+    check = commands.add_parser("check", help="validate a configuration file and summarize it")
+    check.add_argument("-c", "--config", required=True, help="configuration file (.yaml, .toml or .json)")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        from . import _core
+
+        print(f"fastgw {__version__} (parser: {_core.IMPLEMENTATION})")
+        return 0
+
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fastgw: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "check":
+        from .config.summary import summarize
+
+        print(summarize(config, args.config))
+        return 0
+
+    from .server import serve
+
+    return serve(config, args.config)
