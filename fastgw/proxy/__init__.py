@@ -1,0 +1,1 @@
+"""The data path: client and upstream protocols on uvloop, and the state they share."""

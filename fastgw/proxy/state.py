@@ -1,0 +1,64 @@
+"""What the protocols of one worker share: the plan, runtime targets, limits and a coarse clock.
+
+The clock (``now``) is refreshed by the worker's tick, so the hot path never calls time();
+deadlines are checked by the same tick instead of one timer handle per request.
+"""
+
+from __future__ import annotations
+
+from .. import _core
+from ..plan import Plan
+from ..upstream.pool import Pool
+from ..upstream.target import Target, UpstreamGroup
+
+# Write buffer limits, set explicitly on every transport (uvloop's default low-water mark is
+# 16 bytes, which would resume a paused peer only when the buffer is nearly empty).
+WRITE_HIGH = 256 * 1024
+WRITE_LOW = 64 * 1024
+
+
+class ProxyState:
+    def __init__(self, loop, config, plan: Plan) -> None:
+        self.loop = loop
+        self.now = loop.time()
+        limits = config.limits
+        timeouts = config.timeouts
+        self.parser = _core.RequestParser(limits.max_request_line, limits.max_header_bytes,
+                                          limits.max_headers)
+        self.response_parser = _core.ResponseParser(max(limits.max_header_bytes, 65536),
+                                                    max(limits.max_headers, 200))
+        self.max_body = limits.max_body_bytes
+        self.request_buffer = limits.request_buffer
+        self.header_timeout = timeouts.client_header
+        self.idle_timeout = timeouts.client_idle
+        self.connect_timeout = timeouts.upstream_connect
+        self.read_timeout = timeouts.upstream_read
+        self.write_high = WRITE_HIGH
+        self.write_low = WRITE_LOW
+        self.clients: set = set()
+        self.closing = False
+        self.router = plan.router
+        self.groups: dict[str, UpstreamGroup] = {}
+        for name, spec in plan.upstreams.items():
+            targets = [
+                Target(t.address, t.host, t.port, t.weight, Pool(spec.max_idle, spec.idle_timeout))
+                for t in spec.targets
+            ]
+            self.groups[name] = UpstreamGroup(name, targets)
+        # route index → upstream group, resolved once so the data path does no name lookups
+        self.route_groups = [self.groups[route.upstream] for route in self.router.routes]
+
+    def tick(self) -> None:
+        """Advance the clock, fire expired deadlines, expire idle pooled connections."""
+        now = self.now = self.loop.time()
+        for client in [c for c in self.clients if 0 < c.deadline <= now]:
+            client.on_deadline()
+        for group in self.groups.values():
+            for target in group.targets:
+                if target.pool.idle:
+                    target.pool.expire(now)
+
+    def pools(self):
+        for group in self.groups.values():
+            for target in group.targets:
+                yield target.pool

@@ -1,0 +1,85 @@
+"""One gateway process: listeners on uvloop, the worker tick, and graceful shutdown.
+
+SIGTERM/SIGINT: stop accepting, close idle connections, let requests in flight finish (their
+responses carry ``Connection: close``), then exit 0; connections still open after
+``SHUTDOWN_TIMEOUT`` are closed and counted in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import uvloop
+
+from . import __version__, _core
+from .logs import setup_logging
+from .plan import compile_plan
+from .proxy.client import ClientConnection
+from .proxy.state import ProxyState
+
+log = logging.getLogger("fastgw")
+
+TICK = 0.25  # seconds between deadline sweeps: the granularity of every timeout
+SHUTDOWN_TIMEOUT = 30.0
+
+
+def serve(config, filename: str) -> int:
+    setup_logging(config.log_level)
+    log.info("fastgw %s starting with %s (parser: %s, %s)", __version__, filename,
+             _core.IMPLEMENTATION, _core.WHY)
+    return uvloop.run(_main(config))
+
+
+async def _main(config) -> int:
+    loop = asyncio.get_running_loop()
+    gw = ProxyState(loop, config, compile_plan(config))
+    servers = []
+    for host, port in config.listen_addresses():
+        try:
+            server = await loop.create_server(lambda: ClientConnection(gw), host, port,
+                                              reuse_address=True, backlog=1024)
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+            for s in servers:
+                s.close()
+            return 1
+        servers.append(server)
+        log.info("listening on %s:%d", host, port)
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ticker = loop.create_task(_tick(gw))
+    await stop.wait()
+
+    log.info("shutting down: %d connections open", len(gw.clients))
+    gw.closing = True
+    for server in servers:
+        server.close()
+    deadline = loop.time() + SHUTDOWN_TIMEOUT
+    while gw.clients and loop.time() < deadline:
+        for client in list(gw.clients):
+            client.close_if_idle()
+        if gw.clients:
+            await asyncio.sleep(0.05)
+    left = len(gw.clients)
+    for client in list(gw.clients):
+        client.transport.abort()
+    for pool in gw.pools():
+        pool.close_all()
+    ticker.cancel()
+    if left:
+        log.warning("shutdown timeout: closed %d connections still in progress", left)
+    log.info("stopped")
+    return 0
+
+
+async def _tick(gw: ProxyState) -> None:
+    while True:
+        await asyncio.sleep(TICK)
+        try:
+            gw.tick()
+        except Exception:  # a bug here must not stop every future timeout: log it loudly
+            log.exception("error in the worker tick")

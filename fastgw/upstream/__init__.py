@@ -1,0 +1,1 @@
+"""Runtime state of upstreams: targets and their keep-alive connection pools."""
