@@ -101,8 +101,11 @@ class ClientConnection(asyncio.Protocol):
             if upstream is not None and upstream.transport is not None:
                 upstream.transport.write_eof()
             return True
-        if self.phase == IDLE or self.phase == HEAD:
-            return False  # nothing (complete) to answer: close
+        if self.phase <= BODY:
+            return False  # no complete request to answer: close
+        if not self.request_sent:
+            self._body_failed("request body cut short")  # the client closed mid-body
+            return False
         return True  # keep writing the responses still owed
 
     def connection_lost(self, exc) -> None:

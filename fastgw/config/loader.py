@@ -1,0 +1,423 @@
+"""Read a configuration file into a checked ``Config``, or fail with one ``ConfigError``.
+
+Three steps, each with its own kind of error, all reported as "FILE: WHERE: WHAT":
+  1. parse the text (YAML, TOML or JSON by extension) into plain values: syntax errors, with a
+     line and column where the parser gives one;
+  2. convert those values into the schema's Structs with msgspec: type errors and unknown
+     fields, with msgspec's JSONPath (``$.upstreams.app.targets[0].address``);
+  3. semantic checks across fields (unknown upstream names, duplicates, addresses).
+msgspec writes a dict key in a path as ``[...]``; step 2 finds the real key by converting each
+entry alone, so every message names the exact place. Nothing here opens sockets or starts tasks.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import ipaddress
+import os
+import re
+import types
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from .schema import Config, Route, Upstream, parse_address
+from .units import Duration, Size, parse_duration, parse_size, show
+
+__all__ = ["ConfigError", "load_config", "load_config_bytes"]
+
+_DECODERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    ".yaml": ("YAML", msgspec.yaml.decode),
+    ".yml": ("YAML", msgspec.yaml.decode),
+    ".toml": ("TOML", msgspec.toml.decode),
+    ".json": ("JSON", msgspec.json.decode),
+}
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used, and the one place in it that says why.
+
+    ``where`` is a JSONPath like ``$.routes[2].upstream``, "line 3, column 5" for a syntax
+    error, or None when the problem is the file as a whole.
+    """
+
+    def __init__(self, filename: str, message: str, where: str | None = None) -> None:
+        super().__init__(filename, message, where)
+        self.filename = filename
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        if self.where is None:
+            return f"{self.filename}: {self.message}"
+        return f"{self.filename}: {self.where}: {self.message}"
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Load and check the configuration file at ``path``; the extension picks the format."""
+    filename = os.fspath(path)
+    _decoder(filename)
+    try:
+        data = Path(filename).read_bytes()
+    except OSError as exc:
+        raise ConfigError(filename, f"cannot read the file: {exc.strerror or exc}") from None
+    return load_config_bytes(data, filename)
+
+
+def load_config_bytes(data: bytes, filename: str) -> Config:
+    """Load and check a configuration held in memory; ``filename``'s suffix picks the format."""
+    raw = _parse(data, filename)
+    try:
+        config = msgspec.convert(raw, Config, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        where, message = _explain(str(exc), raw)
+        raise ConfigError(filename, message, where) from None
+    for where, message in _problems(config, raw):
+        raise ConfigError(filename, message, where)
+    return config
+
+
+# --- step 1: text to plain values -------------------------------------------------------------
+
+
+def _decoder(filename: str) -> tuple[str, Callable[[str], Any]]:
+    suffix = Path(filename).suffix.lower()
+    if suffix not in _DECODERS:
+        known = ", ".join(_DECODERS)
+        raise ConfigError(
+            filename, f"unknown configuration format {show(suffix)}; expected {known}"
+        )
+    return _DECODERS[suffix]
+
+
+def _parse(data: bytes, filename: str) -> Any:
+    language, decode = _decoder(filename)
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(filename, "expected UTF-8 text", _line_column(data, exc.start)) from None
+    if not text.strip():
+        raise ConfigError(
+            filename, "the file is empty; expected at least listen, upstreams, routes"
+        )
+    try:
+        raw = decode(text)
+    except msgspec.DecodeError as exc:
+        where, message = _explain_syntax(str(exc), data)
+        raise ConfigError(filename, f"invalid {language}: {message}", where) from None
+    if raw is None:
+        raise ConfigError(filename, "the file has no values; expected listen, upstreams, routes")
+    return raw
+
+
+_YAML_MARK = re.compile(r'\s+in "<[^>]*>", line (\d+), column (\d+)')
+_TOML_MARK = re.compile(r"(.*) \(at line (\d+), column (\d+)\)", re.DOTALL)
+_JSON_MARK = re.compile(r"(.*) \(byte (\d+)\)", re.DOTALL)
+
+
+def _explain_syntax(text: str, data: bytes) -> tuple[str | None, str]:
+    """(where, what) from a parser's message: PyYAML's marks, tomllib's or msgspec's offsets."""
+    if match := _TOML_MARK.fullmatch(text):
+        return f"line {match[2]}, column {match[3]}", _lower_first(match[1])
+    if match := _JSON_MARK.fullmatch(text):
+        message = _lower_first(match[1].removeprefix("JSON is malformed: "))
+        return _line_column(data, int(match[2])), message
+    if text == "Input data was truncated":
+        return _line_column(data, len(data)), "unexpected end of file"
+    return _explain_yaml(text)
+
+
+def _explain_yaml(text: str) -> tuple[str | None, str]:
+    """PyYAML says "context, its mark, problem, its mark"; keep the problem's place first."""
+    notes: list[tuple[str, str | None]] = []
+    for line in text.splitlines():
+        mark = _YAML_MARK.fullmatch(line)
+        if mark and notes:
+            notes[-1] = (notes[-1][0], f"line {mark[1]}, column {mark[2]}")
+        elif line.strip():
+            notes.append((line.strip(), None))
+    if not notes:
+        return None, text
+    problem, where = notes[-1]
+    for context, context_where in notes[:-1]:
+        problem += f" ({context}" + (f" at {context_where})" if context_where else ")")
+    return where, problem
+
+
+def _line_column(data: bytes, offset: int) -> str:
+    before = data[:offset]
+    line = before.count(b"\n") + 1
+    column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+    return f"line {line}, column {column}"
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+# --- step 2: plain values to Structs ----------------------------------------------------------
+
+
+def _dec_hook(tp: type, value: Any) -> Any:
+    """Durations and sizes; a ValueError or TypeError here becomes an error at the field's path."""
+    if tp is Duration:
+        return Duration(parse_duration(value))
+    if tp is Size:
+        return Size(parse_size(value))
+    raise NotImplementedError(f"no decoder for {tp!r}")
+
+
+_AT = re.compile(
+    r"(?P<message>.*?)(?: - at `(?P<path>[^`]*)`(?: in `(?P<outer>[^`]*)`)?)?", re.DOTALL
+)
+_SEGMENT = re.compile(r"\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[(?P<index>\d+|\.\.\.)\]")
+_TYPE_WORDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+_MISSING = object()
+
+
+def _explain(text: str, raw: Any) -> tuple[str, str]:
+    """Reword a msgspec ValidationError as (exact path, "expected ..., got ...")."""
+    match = _AT.fullmatch(text)
+    assert match is not None  # the pattern matches any text
+    message, path = match["message"], match["path"] or "$"
+    if match["outer"] is not None:  # the error is about a mapping's key, not a value
+        spot = _Spot.find(raw, match["outer"])
+        return spot.path, _reword_expected(message, _MISSING, subject="every key to be ")
+    spot = _Spot.find(raw, path)
+    if unknown := re.fullmatch(r"Object contains unknown field `(.*)`", message):
+        return _unknown_field(spot, unknown[1])
+    if missing := re.fullmatch(r"Object missing required field `(.*)`", message):
+        return spot.path, f'missing required field "{missing[1]}"'
+    if re.match(r"Invalid enum value ", message) and typing.get_origin(spot.type) is Literal:
+        allowed = ", ".join(str(value) for value in typing.get_args(spot.type))
+        return spot.path, f"expected one of {allowed}, got {show(spot.value)}"
+    return spot.path, _reword_expected(message, spot.value)
+
+
+def _reword_expected(message: str, value: Any, subject: str = "") -> str:
+    """Reword "Expected `str | array`, got `int`" as "expected a string or a list, got 3"."""
+    match = re.fullmatch(r"Expected `([^`]*)`(.*?)(?:, got `([^`]*)`)?", message, re.DOTALL)
+    if match is None:
+        return _lower_first(message)
+    expected = subject + " or ".join(
+        _TYPE_WORDS.get(word.strip(), word.strip()) for word in match[1].split("|")
+    )
+    if value is not _MISSING:
+        got = show(value)
+    elif match[3] is not None:
+        got = _TYPE_WORDS.get(match[3], match[3])
+    else:
+        return f"expected {expected}{match[2]}"
+    return f"expected {expected}{match[2]}, got {got}"
+
+
+def _unknown_field(spot: _Spot, name: str) -> tuple[str, str]:
+    struct = _pick(spot.type, _is_struct)
+    if struct is None:
+        return spot.path + _key(name), "unknown field"
+    known = [field.encode_name for field in msgspec.structs.fields(struct)]
+    message = f"unknown field; expected one of {', '.join(known)}"
+    if close := difflib.get_close_matches(name, known, n=1):
+        message += f' (did you mean "{close[0]}"?)'
+    return spot.path + _key(name), message
+
+
+class _Spot:
+    """A place in the file: its rendered path, the raw value there and its schema type."""
+
+    def __init__(self, path: str, value: Any, tp: Any) -> None:
+        self.path, self.value, self.type = path, value, tp
+
+    @classmethod
+    def find(cls, raw: Any, msgspec_path: str) -> _Spot:
+        spot = cls("$", raw, Config)
+        for segment in _SEGMENT.finditer(msgspec_path):
+            if segment["name"] is not None:
+                spot = spot._field(segment["name"])
+            elif segment["index"] == "...":
+                spot = spot._failing_entry()
+            else:
+                spot = spot._item(int(segment["index"]))
+        return spot
+
+    def _field(self, name: str) -> _Spot:
+        value = self.value.get(name, _MISSING) if isinstance(self.value, dict) else _MISSING
+        struct = _pick(self.type, _is_struct)
+        tp = typing.get_type_hints(struct).get(name) if struct is not None else None
+        return _Spot(self.path + _key(name), value, tp)
+
+    def _item(self, index: int) -> _Spot:
+        ok = isinstance(self.value, list) and index < len(self.value)
+        value = self.value[index] if ok else _MISSING
+        listing = _pick(self.type, lambda tp: typing.get_origin(tp) is list)
+        tp = typing.get_args(listing)[0] if listing is not None else None
+        return _Spot(f"{self.path}[{index}]", value, tp)
+
+    def _failing_entry(self) -> _Spot:
+        """msgspec reports a dict entry as ``[...]``: convert entries alone to find which."""
+        mapping = _pick(self.type, lambda tp: typing.get_origin(tp) is dict)
+        if mapping is None or not isinstance(self.value, dict):
+            return _Spot(self.path + "[...]", _MISSING, None)
+        value_type = typing.get_args(mapping)[1]
+        for key, value in self.value.items():
+            try:
+                msgspec.convert(value, value_type, dec_hook=_dec_hook)
+            except msgspec.ValidationError:
+                return _Spot(self.path + _key(str(key)), value, value_type)
+        return _Spot(self.path + "[...]", _MISSING, value_type)
+
+
+def _pick(tp: Any, wanted: Callable[[Any], bool]) -> Any:
+    """``tp`` itself, or the member of a union ``tp`` that ``wanted`` accepts, else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next((member for member in typing.get_args(tp) if wanted(member)), None)
+    return tp if tp is not None and wanted(tp) else None
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _key(name: str) -> str:
+    """A mapping key as a JSONPath step: ``.app``, or ``["my app"]`` when it is not a word."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+        return "." + name
+    return "[" + show(name) + "]"
+
+
+# --- step 3: semantic checks ------------------------------------------------------------------
+
+Problem = tuple[str, str]
+
+
+def _problems(config: Config, raw: dict[str, Any]) -> Iterator[Problem]:
+    """Every rule that spans fields, in file order; the loader reports the first."""
+    yield from _listen_problems(config.listen, isinstance(raw.get("listen"), str))
+    yield from _upstream_problems(config.upstreams)
+    yield from _route_problems(config.routes, raw.get("routes", []), config.upstreams)
+
+
+def _listen_problems(listen: list[str], written_as_one: bool) -> Iterator[Problem]:
+    if not listen:
+        yield "$.listen", 'expected at least one "host:port" address, got an empty list'
+    seen: dict[tuple[str, int], str] = {}
+    for index, address in enumerate(listen):
+        path = "$.listen" if written_as_one else f"$.listen[{index}]"
+        try:
+            identity = _identity(address)
+        except ValueError as exc:
+            yield path, f"{exc}, got {show(address)}"
+            continue
+        for other, other_path in seen.items():
+            if other == identity:
+                yield path, f"duplicate listen address {show(address)} (also at {other_path})"
+            elif _overlaps(identity, other):
+                yield path, f"listen address {show(address)} overlaps {other_path} (same port)"
+        seen[identity] = path
+
+
+def _identity(address: str) -> tuple[str, int]:
+    """What a listener or target is, independent of spelling ("[::0]" is "[::]")."""
+    host, port = parse_address(address)
+    try:
+        return ipaddress.ip_address(host).compressed, port
+    except ValueError:
+        return host.lower(), port
+
+
+def _overlaps(one: tuple[str, int], other: tuple[str, int]) -> bool:
+    """A wildcard listener takes its port on every address of its family."""
+    if one[1] != other[1]:
+        return False
+    for wildcard, family in (("0.0.0.0", ipaddress.IPv4Address), ("::", ipaddress.IPv6Address)):
+        hosts = {one[0], other[0]}
+        if wildcard in hosts and all(_is_ip(host, family) for host in hosts):
+            return True
+    return False
+
+
+def _is_ip(host: str, family: type) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), family)
+    except ValueError:
+        return False
+
+
+def _upstream_problems(upstreams: dict[str, Upstream]) -> Iterator[Problem]:
+    if not upstreams:
+        yield "$.upstreams", "expected at least one upstream, got an empty mapping"
+    for name, upstream in upstreams.items():
+        path = "$.upstreams" + _key(name)
+        if not upstream.targets:
+            yield f"{path}.targets", "expected at least one target, got an empty list"
+        seen: dict[tuple[str, int], str] = {}
+        for index, target in enumerate(upstream.targets):
+            target_path = f"{path}.targets[{index}].address"
+            try:
+                identity = _identity(target.address)
+            except ValueError as exc:
+                yield target_path, f"{exc}, got {show(target.address)}"
+                continue
+            if identity in seen:
+                yield (
+                    target_path,
+                    (
+                        f"duplicate target {show(target.address)} (also at {seen[identity]}); "
+                        "give one target a larger weight instead"
+                    ),
+                )
+            seen.setdefault(identity, target_path)
+
+
+def _route_problems(
+    routes: list[Route], raw_routes: list[Any], upstreams: dict[str, Upstream]
+) -> Iterator[Problem]:
+    if not routes:
+        yield "$.routes", "expected at least one route, got an empty list"
+    names: dict[str, str] = {}
+    for index, route in enumerate(routes):
+        path = f"$.routes[{index}]"
+        yield from _match_problems(route, f"{path}.match")
+        if route.upstream not in upstreams:
+            defined = ", ".join(upstreams) or "none"
+            yield (
+                f"{path}.upstream",
+                (f"unknown upstream {show(route.upstream)}; defined upstreams: {defined}"),
+            )
+        if route.name in names:
+            yield f"{path}.name", _duplicate_name(route.name, names[route.name], raw_routes[index])
+        names.setdefault(route.name, f"{path}.name")
+
+
+def _duplicate_name(name: str, first_path: str, raw_route: Any) -> str:
+    if isinstance(raw_route, dict) and "name" in raw_route:
+        return f"duplicate route name {show(name)} (also at {first_path})"
+    return (
+        f"this unnamed route would be called {show(name)}, which {first_path} already uses; "
+        "give this route a name"
+    )
+
+
+def _match_problems(route: Route, path: str) -> Iterator[Problem]:
+    match = route.match
+    for field in ("path_prefix", "path"):
+        value = getattr(match, field)
+        if value is not None and not value.startswith("/"):
+            yield f"{path}.{field}", f'expected a path starting with "/", got {show(value)}'
+    if match.path is not None and match.path_prefix is not None:
+        yield path, 'expected "path" or "path_prefix", not both'
+    if match.host is not None and (not match.host or any(c.isspace() for c in match.host)):
+        yield f"{path}.host", f"expected a host name, got {show(match.host)}"

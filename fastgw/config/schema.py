@@ -1,0 +1,195 @@
+"""The configuration file's shape, as typed msgspec Structs, and what a valid address is.
+
+Every Struct forbids unknown fields (a typo is an error, never ignored) and is keyword-only, so
+later issues add optional fields without reordering anything. After ``__post_init__`` the values
+are what the runtime wants: durations are float seconds, sizes int bytes, ``listen`` a list and
+every route has a name. Cross-field rules (unknown upstream names, duplicates) are not checked
+here but in ``loader``, which knows the path of each value in the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import cached_property
+from typing import Annotated, Literal
+
+import msgspec
+
+from .units import Duration, Size, parse_duration, parse_size
+
+__all__ = [
+    "Config",
+    "Keepalive",
+    "Limits",
+    "LogLevel",
+    "Match",
+    "Route",
+    "Target",
+    "Timeouts",
+    "Upstream",
+    "parse_address",
+]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*"
+)
+ADDRESS_EXAMPLE = '"host:port" (e.g. "127.0.0.1:9001")'
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Split "host:port" (IPv6 as "[::1]:8080") into (host, port); ValueError says what's wrong.
+
+    The host comes back without brackets, ready for ``socket.getaddrinfo``.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text:
+        raise ValueError(f"expected {ADDRESS_EXAMPLE}")
+    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"expected {ADDRESS_EXAMPLE} with a port from 1 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        return _ipv6_host(host[1:-1]), int(port_text)
+    if ":" in host:
+        raise ValueError(f'expected {ADDRESS_EXAMPLE}; write IPv6 hosts in brackets, "[::1]:8080"')
+    if len(host) > 253 or not _HOSTNAME.fullmatch(host) or not _valid_if_numeric(host):
+        raise ValueError(f"expected {ADDRESS_EXAMPLE} with a valid hostname or IP address")
+    return host, int(port_text)
+
+
+def _ipv6_host(host: str) -> str:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise ValueError(
+            f"expected {ADDRESS_EXAMPLE} with a valid IPv6 address in brackets"
+        ) from None
+    return host
+
+
+def _valid_if_numeric(host: str) -> bool:
+    """A host made only of digits and dots must be a real IPv4 address ("256.1.1.1" is not)."""
+    if not host.replace(".", "").isdigit():
+        return True
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _normalize_units(struct: msgspec.Struct) -> None:
+    """Store Duration fields as plain float seconds and Size fields as plain int bytes.
+
+    Decoding already parsed them (with the field's path in any error); this also lets code
+    build a Struct directly with ``Timeouts(client_header="2s")``.
+    """
+    for field in msgspec.structs.fields(struct):
+        if field.type is Duration:
+            setattr(struct, field.name, parse_duration(getattr(struct, field.name)))
+        elif field.type is Size:
+            setattr(struct, field.name, parse_size(getattr(struct, field.name)))
+
+
+class Target(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True):
+    """One server of an upstream. ``weight`` 0 keeps it defined but sends it nothing."""
+
+    address: str
+    weight: NonNegative = 1
+
+    @cached_property
+    def host(self) -> str:
+        return parse_address(self.address)[0]
+
+    @cached_property
+    def port(self) -> int:
+        return parse_address(self.address)[1]
+
+
+class Keepalive(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Idle upstream connections kept per target for reuse."""
+
+    max_idle: NonNegative = 32
+    idle_timeout: Duration = 60.0
+
+    def __post_init__(self) -> None:
+        _normalize_units(self)
+
+
+class Upstream(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A named group of interchangeable targets."""
+
+    targets: list[Target]
+    keepalive: Keepalive = msgspec.field(default_factory=Keepalive)
+
+
+class Match(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a request must look like to take a route; every field unset matches everything."""
+
+    path_prefix: str | None = None
+    path: str | None = None
+    host: str | None = None
+
+
+class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Requests matching ``match`` go to ``upstream``. Routes are tried in file order.
+
+    Unnamed routes (``name`` omitted) are called "route-<index>" once the Config is built.
+    """
+
+    match: Match = msgspec.field(default_factory=Match)
+    upstream: str
+    name: Name = ""
+
+
+class Timeouts(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """All in float seconds after loading."""
+
+    client_header: Duration = 10.0
+    client_idle: Duration = 75.0
+    upstream_connect: Duration = 5.0
+    upstream_read: Duration = 60.0
+
+    def __post_init__(self) -> None:
+        _normalize_units(self)
+
+
+class Limits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Sizes in int bytes after loading; ``max_headers`` is a count."""
+
+    max_request_line: Size = 8192
+    max_header_bytes: Size = 32768
+    max_headers: Positive = 100
+    max_body_bytes: Size = 64 * 1024**2
+    request_buffer: Size = 64 * 1024
+
+    def __post_init__(self) -> None:
+        _normalize_units(self)
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole file. ``listen`` may be written as one string; it is a list after loading."""
+
+    listen: str | list[str]
+    log_level: LogLevel = "info"
+    upstreams: dict[Name, Upstream]
+    routes: list[Route]
+    timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    limits: Limits = msgspec.field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.listen, str):
+            self.listen = [self.listen]
+        for index, route in enumerate(self.routes):
+            if not route.name:
+                route.name = f"route-{index}"
+
+    def listen_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) per listener, IPv6 hosts without brackets."""
+        return [parse_address(address) for address in self.listen]

@@ -1,0 +1,62 @@
+"""A one-screen, human readable account of a loaded Config, printed by ``fastgw check``.
+
+It shows what the gateway will do with the file (listeners, upstreams, routes in match order,
+timeouts, limits), with durations and sizes spelled the way the file accepts them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .schema import Config, Match, Upstream
+from .units import Duration, Size, format_duration, format_size
+
+__all__ = ["summarize"]
+
+
+def summarize(config: Config, filename: str) -> str:
+    """Say "OK: FILE" and what the gateway will do with it: one line per upstream and route."""
+    lines = [
+        f"OK: {filename}",
+        f"listen: {', '.join(config.listen)}   log_level: {config.log_level}",
+        f"upstreams ({len(config.upstreams)}):",
+    ]
+    width = max(map(len, config.upstreams), default=0)
+    for name, upstream in config.upstreams.items():
+        lines.append(f"  {name:<{width}}  {_targets(upstream)}")
+    lines.append(f"routes ({len(config.routes)}, first match wins):")
+    width = max((len(route.name) for route in config.routes), default=0)
+    for route in config.routes:
+        lines.append(f"  {route.name:<{width}}  {_match(route.match)} -> {route.upstream}")
+    lines.append("timeouts: " + _fields(config.timeouts))
+    lines.append("limits: " + _fields(config.limits))
+    return "\n".join(lines)
+
+
+def _targets(upstream: Upstream) -> str:
+    targets = ", ".join(f"{t.address} (weight {t.weight})" for t in upstream.targets)
+    keepalive = upstream.keepalive
+    idle = format_duration(keepalive.idle_timeout)
+    return f"{targets}; keepalive max_idle {keepalive.max_idle}, idle_timeout {idle}"
+
+
+def _match(match: Match) -> str:
+    parts = [
+        f"{field.name} {getattr(match, field.name)}"
+        for field in msgspec.structs.fields(match)
+        if getattr(match, field.name) is not None
+    ]
+    return ", ".join(parts) or "everything"
+
+
+def _fields(struct: msgspec.Struct) -> str:
+    """Each field as "name value", durations and sizes spelled with units."""
+    parts = []
+    for field in msgspec.structs.fields(struct):
+        value = getattr(struct, field.name)
+        if field.type is Duration:
+            value = format_duration(value)
+        elif field.type is Size:
+            value = format_size(value)
+        parts.append(f"{field.name} {value}")
+    return ", ".join(parts)
