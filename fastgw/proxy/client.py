@@ -45,7 +45,7 @@ class ClientConnection(asyncio.Protocol):
         self.group = None
         self.upstream = None  # the UpstreamConnection serving the current request
         self.request = None  # the whole forwarded request, kept while it may be replayed
-        self.body_left = 0  # Content-Length body bytes still to forward
+        self.body_left = 0  # Content-Length: body bytes still to come; chunked: bytes seen
         self.chunks = None  # ChunkedReader while a chunked body passes
         self.scan = 0  # where chunked validation continues in buf
         self.request_sent = False  # the whole request has been handed over
@@ -193,6 +193,7 @@ class ClientConnection(asyncio.Protocol):
         if len(buf) - start > gw.max_body:
             self._reject(413, "request body larger than limits.max_body_bytes")
         elif len(buf) - start > gw.request_buffer:
+            self.body_left = len(buf) - start
             self._dispatch(buf[start:], len(buf), False)
 
     def _stream_body(self, data: bytes) -> None:
@@ -213,6 +214,10 @@ class ClientConnection(asyncio.Protocol):
                 self._body_failed(exc.reason)
                 return
             done = end >= 0
+            self.body_left += len(data)  # for chunked bodies: bytes seen so far
+            if self.body_left > gw.max_body:
+                self._body_failed("request body larger than limits.max_body_bytes", 413)
+                return
             if done and end < len(data):
                 data, rest = data[:end], data[end:]
         upstream = self.upstream
@@ -278,7 +283,6 @@ class ClientConnection(asyncio.Protocol):
         ))
         # only a request held whole can be replayed on a fresh connection
         self.request = request if complete else None
-        self.deadline = gw.now + (gw.read_timeout if complete else gw.idle_timeout)
         conn = target.pool.acquire()
         if conn is not None:
             conn.start(self, request, True)
@@ -287,6 +291,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _connect(self, target, request: bytes) -> None:
         # A Task per new upstream connection (not per request): connecting is rare with pooling.
+        # upstream_connect bounds it; the read deadline starts once the request is written.
+        self.deadline = 0.0
         self.gw.loop.create_task(self._open(target, request))
 
     async def _open(self, target, request: bytes) -> None:

@@ -65,6 +65,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.rbuf = b""
         if client.write_paused:
             self.pause_reading()
+        gw = self.gw
+        client.deadline = gw.now + (gw.read_timeout if client.request_sent else gw.idle_timeout)
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
