@@ -98,8 +98,12 @@ class ClientConnection(asyncio.Protocol):
         self.eof = True
         if self.phase == TUNNEL:
             upstream = self.upstream
-            if upstream is not None and upstream.transport is not None:
-                upstream.transport.write_eof()
+            if upstream is None or upstream.eof:  # both directions are finished
+                if upstream is not None:
+                    upstream.close()
+                self.tunnel_closed()
+                return False
+            upstream.transport.write_eof()
             return True
         if self.phase <= BODY:
             return False  # no complete request to answer: close

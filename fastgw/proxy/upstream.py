@@ -31,7 +31,7 @@ UNTIL_CLOSE = 3
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "gw", "target", "transport", "client", "phase", "rbuf", "rhead", "kind", "remaining",
-        "chunks", "reused", "got_bytes", "reading_paused",
+        "chunks", "reused", "got_bytes", "reading_paused", "eof",
     )
 
     def __init__(self, gw, target) -> None:
@@ -48,6 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.got_bytes = False
         self.reading_paused = False
+        self.eof = False  # the upstream finished sending (only tracked in a tunnel)
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -87,8 +88,14 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
 
     def eof_received(self) -> bool:
-        if self.phase == TUNNEL and self.client is not None:
-            self.client.transport.write_eof()
+        client = self.client
+        if self.phase == TUNNEL and client is not None:
+            self.eof = True
+            if client.eof:  # both directions are finished
+                self.close()
+                client.tunnel_closed()
+                return False
+            client.transport.write_eof()
             return True
         return False  # close; connection_lost decides what it means
 
