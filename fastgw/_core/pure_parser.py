@@ -85,6 +85,8 @@ class ResponseHead:
 
 
 def _find_header(raw: bytes, name: bytes) -> bytes | None:
+    if isinstance(name, str):
+        raise TypeError("header name must be bytes")
     wanted = name.lower()
     for line in raw.split(b"\r\n")[1:]:
         colon = line.find(b":")
@@ -110,12 +112,14 @@ def _split_head(buf: bytes, max_first_line: int, first_line_status: int, max_sec
         # Fail early on what can already be judged, so a bad client is not left waiting.
         tail = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
         _check_line_endings(buf, tail)
+        # A trailing CR may be the start of the CRLF that ends a line, so it is not counted:
+        # a head that is accepted whole is never rejected when it arrives in pieces.
         first = buf.find(b"\r\n")
-        if first < 0 and len(buf) > max_first_line:
+        if first < 0 and tail > max_first_line:
             raise ParseError(first_line_status, "first line too long")
         if first > max_first_line:
             raise ParseError(first_line_status, "first line too long")
-        if first >= 0 and len(buf) - first - 2 > max_section:
+        if first >= 0 and tail - first - 2 > max_section:
             raise ParseError(431, "header section too large")
         return None
     _check_line_endings(buf, end + 4)
@@ -262,6 +266,11 @@ class RequestParser:
         host = hosts[0] if hosts else None
         if host is not None and any(c not in _HOST_OK for c in host):
             raise ParseError(400, "invalid Host header")
+        if host is None and version == 11:  # RFC 9112 3.2, whatever the target's form
+            raise ParseError(400, "missing Host header")
+        if method == b"CONNECT":
+            raise ParseError(405, "CONNECT is not supported by a reverse proxy")
+        expect_continue = expect_continue and version == 11  # RFC 9110 10.1.1: 1.0 ignores it
 
         path = target
         if target[:1] != b"/":
@@ -282,13 +291,9 @@ class RequestParser:
                     path = b"/" + path
             elif target == b"*" and method == b"OPTIONS":
                 pass
-            elif method == b"CONNECT":
-                raise ParseError(405, "CONNECT is not supported by a reverse proxy")
             else:
                 raise ParseError(400, "invalid request target")
         if host is None:
-            if version == 11:
-                raise ParseError(400, "missing Host header")
             host = b""
 
         if encodings:
@@ -350,6 +355,8 @@ class ResponseParser:
         if found is None:
             return None
         end, lines = found
+        if len(lines[0]) > 8192:
+            raise ParseError(502, "first line too long")
         if end + 2 - len(lines[0]) - 2 > self.max_header_bytes:
             raise ParseError(502, "response header section too large")
         status_line = lines[0]
@@ -427,7 +434,7 @@ class ChunkedReader:
     True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
     """
 
-    __slots__ = ("state", "remaining", "line_len", "trailer_bytes", "done", "digits")
+    __slots__ = ("state", "remaining", "line_len", "trailer_bytes", "done", "digits", "colon")
 
     def __init__(self) -> None:
         self.state = _SIZE
@@ -435,9 +442,12 @@ class ChunkedReader:
         self.line_len = 0
         self.trailer_bytes = 0
         self.digits = 0
+        self.colon = False  # the current trailer line has had its name and colon
         self.done = False
 
     def feed(self, data, start: int = 0) -> int:
+        if start < 0:
+            raise ValueError("start must not be negative")
         i = start
         n = len(data)
         state = self.state
@@ -494,10 +504,18 @@ class ChunkedReader:
                 if self.trailer_bytes > 32768:
                     raise ParseError(400, "chunked trailer too large")
                 if c == 0x0D:
+                    if self.line_len and not self.colon:
+                        raise ParseError(400, "chunked trailer line without a colon")
                     state = _TRAILER_LF
                 elif c == 0x0A or (c not in _VALUE_OK):
                     raise ParseError(400, "invalid character in chunked trailer")
                 else:
+                    # a trailer line is a field line: token ":" value
+                    if not self.colon:
+                        if c == 0x3A and self.line_len:
+                            self.colon = True
+                        elif c not in _TCHAR:
+                            raise ParseError(400, "invalid chunked trailer field name")
                     self.line_len += 1
             elif state == _TRAILER_LF:
                 if c != 0x0A:
@@ -507,6 +525,7 @@ class ChunkedReader:
                     self.done = True
                     return i
                 self.line_len = 0
+                self.colon = False
                 state = _TRAILER
             else:  # _DONE
                 raise ParseError(400, "data after the end of a chunked body")

@@ -1,0 +1,1199 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled HTTP/1.1 head parser (RFC 9112), sans-IO: the hot path of every request.
+
+Twin of ``pure_parser.py``, which is the reference: the same classes and attributes, the same
+statuses and the same accept/reject decision on every input. It must not know about sockets,
+config or asyncio.
+
+Strategy: one memchr walk over the line feeds finds the end of the head (the first CRLFCRLF),
+rejects bare LFs and records each line as offsets in a C array owned by the parser. Each line
+is then checked with 256-entry lookup tables, header names are matched case-insensitively in C,
+and Python objects are made only for what the gateway acts on (method, target, path, host,
+X-Forwarded-For, Upgrade, Transfer-Encoding), for the forwarded header lines (``kept``, one
+allocation) and for the head itself (``raw``).
+
+The walk uses memchr for LF rather than memmem for CRLFCRLF: the same pass that finds the end
+checks every LF and records the lines, so the head is not searched twice.
+
+Errors come out in the twin's order of checks. The twin looks for bare CRs before anything
+else; here that scan runs only once some check has failed (a bare CR always makes one fail:
+every byte of a head is checked against a table that excludes CR), so a valid head is never
+searched for them.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from libc.stdint cimport uint64_t
+from libc.string cimport memchr, memcmp, memcpy
+
+
+cdef extern from "Python.h":
+    bytes PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+
+
+cdef enum:
+    CR = 13
+    LF = 10
+    SP = 32
+    HT = 9
+    COLON = 58
+    COMMA = 44
+    SEMI = 59
+    MAX_RESPONSE_LINE = 8192
+    MAX_CHUNK_LINE = 4096
+    MAX_TRAILER = 32768
+
+# character classes, one bit each in CLS
+cdef enum:
+    C_TCHAR = 1    # RFC 9110 tchar
+    C_VALUE = 2    # field-value bytes: VCHAR, obs-text, SP, HTAB
+    C_TARGET = 4   # request-target bytes: VCHAR and obs-text
+    C_HOST = 8     # reg-name / IP-literal / port characters
+    C_DIGIT = 16
+
+cdef unsigned char CLS[256]
+cdef unsigned char LOWER[256]
+cdef signed char HEXVAL[256]
+
+
+cdef void _init_tables():
+    cdef int c
+    cdef bytes tchar = (b"!#$%&'*+-.^_`|~0123456789"
+                        b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    cdef bytes host = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                       b"-._~!$&'()*+,;=:[]%")
+    cdef bytes hexdigits = b"0123456789abcdefABCDEF"
+    for c in range(256):
+        CLS[c] = 0
+        LOWER[c] = c + 32 if 65 <= c <= 90 else c
+        HEXVAL[c] = -1
+        if 0x20 <= c < 0x7F or c >= 0x80 or c == HT:
+            CLS[c] |= C_VALUE
+        if 0x21 <= c < 0x7F or c >= 0x80:
+            CLS[c] |= C_TARGET
+        if 48 <= c <= 57:
+            CLS[c] |= C_DIGIT
+    for c in tchar:
+        CLS[c] |= C_TCHAR
+    for c in host:
+        CLS[c] |= C_HOST
+    for c in hexdigits:
+        HEXVAL[c] = int(chr(c), 16)
+
+
+_init_tables()
+
+
+class ParseError(Exception):
+    """The bytes are not a valid HTTP/1.1 message; ``status`` is the response to send."""
+
+    def __init__(self, status, reason):
+        Exception.__init__(self, status, reason)
+        self.status = status
+        self.reason = reason
+
+    def __str__(self):
+        return f"{self.status}: {self.reason}"
+
+
+# Kinds of header line, by name. Which kinds a message drops depends on its direction.
+cdef enum:
+    K_OTHER = 0
+    K_HOST
+    K_CONTENT_LENGTH
+    K_TRANSFER_ENCODING
+    K_CONNECTION
+    K_UPGRADE
+    K_HOP          # keep-alive, proxy-connection, te, trailer
+    K_XFF          # x-forwarded-for
+    K_XF_OTHER     # x-forwarded-proto, x-forwarded-host
+    K_EXPECT
+    K_CLOSE        # a field named "close": dropped when Connection lists close
+
+ctypedef struct Line:
+    Py_ssize_t start    # first byte of the line
+    Py_ssize_t end      # the CR that ends it
+    Py_ssize_t vstart   # field value, without leading and trailing SP/HTAB
+    Py_ssize_t vend
+    Py_ssize_t colon
+    int kind
+    bint keep
+
+ctypedef struct Fields:
+    Py_ssize_t n_host
+    Py_ssize_t host        # line index of the (last) Host field
+    Py_ssize_t n_length
+    Py_ssize_t n_encoding
+    Py_ssize_t encoding_bytes
+    Py_ssize_t n_xff
+    Py_ssize_t xff_bytes
+    Py_ssize_t upgrade     # line index of the last Upgrade field, or -1
+    bint expect_continue
+    bint conn_close        # Connection lists "close"
+    bint conn_keep_alive   # ... "keep-alive"
+    bint conn_upgrade      # ... "upgrade"
+    bint conn_other        # ... some other token (a field to drop, maybe)
+
+
+cdef bytes M_GET = b"GET"
+cdef bytes M_POST = b"POST"
+cdef bytes M_PUT = b"PUT"
+cdef bytes M_HEAD = b"HEAD"
+cdef bytes M_DELETE = b"DELETE"
+cdef bytes M_PATCH = b"PATCH"
+cdef bytes M_OPTIONS = b"OPTIONS"
+cdef bytes EMPTY = b""
+
+
+# ---------------------------------------------------------------------------------------------
+# small C helpers
+
+cdef inline bint _name_is(const unsigned char *s, const char *lower, Py_ssize_t n) noexcept:
+    """s (n tchar bytes) equals the lowercase name ``lower``, ignoring ASCII case.
+
+    OR-ing 0x20 folds case exactly here: among tchar bytes only letters change, and the
+    names compared against hold only lowercase letters and '-'.
+    """
+    cdef Py_ssize_t i
+    for i in range(n):
+        if (s[i] | 0x20) != <unsigned char>lower[i]:
+            return False
+    return True
+
+
+cdef inline bint _lower_eq(const unsigned char *a, const unsigned char *b,
+                           Py_ssize_t n) noexcept:
+    """a and b (any bytes) are equal after ASCII lowercasing, like ``bytes.lower()``."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if LOWER[a[i]] != LOWER[b[i]]:
+            return False
+    return True
+
+
+cdef inline bint _all(const unsigned char *p, Py_ssize_t a, Py_ssize_t b,
+                      unsigned char cls) noexcept:
+    while a < b:
+        if not (CLS[p[a]] & cls):
+            return False
+        a += 1
+    return True
+
+
+# Eight bytes at a time (SWAR): exact tests for "some byte is below n" (n <= 128) and "some
+# byte equals b". A word that holds no byte below 0x20 and no DEL is all VCHAR/obs-text/SP.
+cdef uint64_t ONES = 0x0101010101010101
+cdef uint64_t HIGHS = 0x8080808080808080
+
+
+cdef inline uint64_t _load8(const unsigned char *p) noexcept:
+    cdef uint64_t x
+    memcpy(&x, p, 8)
+    return x
+
+
+cdef inline bint _has_below(uint64_t x, uint64_t n) noexcept:
+    return ((x - ONES * n) & ~x & HIGHS) != 0
+
+
+cdef inline bint _has_byte(uint64_t x, uint64_t b) noexcept:
+    cdef uint64_t y = x ^ (ONES * b)
+    return ((y - ONES) & ~y & HIGHS) != 0
+
+
+cdef inline bint _value_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """p[a:b] holds only field-value bytes (VCHAR, obs-text, SP, HTAB)."""
+    cdef uint64_t x
+    while a + 8 <= b:
+        x = _load8(p + a)
+        if (_has_below(x, 0x20) or _has_byte(x, 0x7F)) and not _all(p, a, a + 8, C_VALUE):
+            return False  # (a word with a HTAB is checked byte by byte)
+        a += 8
+    return _all(p, a, b, C_VALUE)
+
+
+cdef inline bint _target_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """p[a:b] holds only request-target bytes (VCHAR, obs-text)."""
+    cdef uint64_t x
+    while a + 8 <= b:
+        x = _load8(p + a)
+        if _has_below(x, 0x21) or _has_byte(x, 0x7F):
+            return False
+        a += 8
+    return _all(p, a, b, C_TARGET)
+
+
+cdef inline bint _ows(unsigned char c) noexcept:
+    return c == SP or c == HT
+
+
+cdef Py_ssize_t _bare_cr(const unsigned char *p, Py_ssize_t n) noexcept:
+    """Index of the first CR in p[:n] not followed by LF, or -1."""
+    cdef Py_ssize_t pos = 0, i
+    cdef const unsigned char *q
+    while pos < n:
+        q = <const unsigned char *>memchr(p + pos, CR, n - pos)
+        if q == NULL:
+            return -1
+        i = q - p
+        if i + 1 >= n or p[i + 1] != LF:
+            return i
+        pos = i + 2
+    return -1
+
+
+cdef int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
+    """The kind of a header field, from its name (n tchar bytes)."""
+    if n == 4:
+        if _name_is(s, b"host", 4):
+            return K_HOST
+    elif n == 14:
+        if _name_is(s, b"content-length", 14):
+            return K_CONTENT_LENGTH
+    elif n == 10:
+        if _name_is(s, b"connection", 10):
+            return K_CONNECTION
+        if _name_is(s, b"keep-alive", 10):
+            return K_HOP
+    elif n == 17:
+        if _name_is(s, b"transfer-encoding", 17):
+            return K_TRANSFER_ENCODING
+        if _name_is(s, b"x-forwarded-proto", 17):
+            return K_XF_OTHER
+    elif n == 15:
+        if _name_is(s, b"x-forwarded-for", 15):
+            return K_XFF
+    elif n == 7:
+        if _name_is(s, b"upgrade", 7):
+            return K_UPGRADE
+        if _name_is(s, b"trailer", 7):
+            return K_HOP
+    elif n == 16:
+        if _name_is(s, b"proxy-connection", 16):
+            return K_HOP
+        if _name_is(s, b"x-forwarded-host", 16):
+            return K_XF_OTHER
+    elif n == 6:
+        if _name_is(s, b"expect", 6):
+            return K_EXPECT
+    elif n == 2:
+        if _name_is(s, b"te", 2):
+            return K_HOP
+    elif n == 5:
+        if _name_is(s, b"close", 5):
+            return K_CLOSE
+    return K_OTHER
+
+
+cdef void _connection_tokens(const unsigned char *p, Py_ssize_t a, Py_ssize_t ve,
+                             Fields *f) noexcept:
+    """Note the tokens of one Connection value p[a:ve]."""
+    cdef Py_ssize_t b, ts, te
+    cdef const unsigned char *q
+    while True:
+        q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
+        b = ve if q == NULL else q - p
+        ts = a
+        te = b
+        while ts < te and _ows(p[ts]):
+            ts += 1
+        while te > ts and _ows(p[te - 1]):
+            te -= 1
+        if te - ts == 5 and _lower_eq(p + ts, b"close", 5):
+            f.conn_close = True
+        elif te - ts == 10 and _lower_eq(p + ts, b"keep-alive", 10):
+            f.conn_keep_alive = True
+        elif te - ts == 7 and _lower_eq(p + ts, b"upgrade", 7):
+            f.conn_upgrade = True
+        elif te > ts:
+            f.conn_other = True
+        if b == ve:
+            return
+        a = b + 1
+
+
+cdef bint _listed(const unsigned char *p, Line *lines, Py_ssize_t nlines,
+                  Py_ssize_t k) noexcept:
+    """Whether a Connection field lists the name of line k (ASCII case-insensitive)."""
+    cdef Py_ssize_t c, a, b, ts, te, ve
+    cdef Py_ssize_t ns = lines[k].start
+    cdef Py_ssize_t nlen = lines[k].colon - ns
+    cdef const unsigned char *q
+    for c in range(1, nlines):
+        if lines[c].kind != K_CONNECTION:
+            continue
+        a = lines[c].vstart
+        ve = lines[c].vend
+        while True:
+            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
+            b = ve if q == NULL else q - p
+            ts = a
+            te = b
+            while ts < te and _ows(p[ts]):
+                ts += 1
+            while te > ts and _ows(p[te - 1]):
+                te -= 1
+            if te - ts == nlen and _lower_eq(p + ts, p + ns, nlen):
+                return True
+            if b == ve:
+                break
+            a = b + 1
+    return False
+
+
+cdef object _error(const unsigned char *p, Py_ssize_t headlen, int cr_status, int status,
+                   str reason):
+    """The error for a complete head that failed a check: a bare CR anywhere comes first."""
+    if _bare_cr(p, headlen) >= 0:
+        return ParseError(cr_status, "bare CR in head")
+    return ParseError(status, reason)
+
+
+cdef Py_ssize_t _walk(const unsigned char *p, Py_ssize_t n, Line *lines, Py_ssize_t cap,
+                      Py_ssize_t *nlines, int status) except -2:
+    """Find the first CRLFCRLF; record the lines before it. Returns its index, or -1.
+
+    Raises on a bare LF before it. Records at most ``cap`` lines but counts them all.
+    """
+    cdef Py_ssize_t pos = 0, j, count = 0
+    cdef const unsigned char *q
+    while pos < n:
+        q = <const unsigned char *>memchr(p + pos, LF, n - pos)
+        if q == NULL:
+            break
+        j = q - p
+        if j == 0 or p[j - 1] != CR:
+            raise ParseError(status, "bare LF line ending")
+        if j == pos + 1 and pos > 0:  # an empty line right after a CRLF
+            nlines[0] = count
+            return j - 3
+        if count < cap:
+            lines[count].start = pos
+            lines[count].end = j - 1
+        count += 1
+        pos = j + 1
+    nlines[0] = count
+    return -1
+
+
+cdef int _incomplete(const unsigned char *p, Py_ssize_t n, Py_ssize_t first,
+                     Py_ssize_t max_line, int line_status, Py_ssize_t max_section,
+                     int section_status, int cr_status) except -1:
+    """Checks on a head still arriving: fail early on what can already be judged."""
+    # a trailing CR may begin the CRLF that ends a line, so it is not judged yet
+    cdef Py_ssize_t tail = n - 1 if n > 0 and p[n - 1] == CR else n
+    if _bare_cr(p, tail) >= 0:
+        raise ParseError(cr_status, "bare CR in head")
+    if first < 0 and tail > max_line:
+        raise ParseError(line_status, "first line too long")
+    if first > max_line:
+        raise ParseError(line_status, "first line too long")
+    if first >= 0 and tail - first - 2 > max_section:
+        raise ParseError(section_status, "header section too large")
+    return 0
+
+
+cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
+                       Py_ssize_t nlines, int status, Fields *f) except -1:
+    """Validate every header line (in order), classify it and note what the gateway needs."""
+    cdef Py_ssize_t k, s, e, i, vs, ve
+    cdef const unsigned char *q
+    cdef int kind
+    f.n_host = 0
+    f.host = -1
+    f.n_length = 0
+    f.n_encoding = 0
+    f.encoding_bytes = 0
+    f.n_xff = 0
+    f.xff_bytes = 0
+    f.upgrade = -1
+    f.expect_continue = False
+    f.conn_close = False
+    f.conn_keep_alive = False
+    f.conn_upgrade = False
+    f.conn_other = False
+    for k in range(1, nlines):
+        s = lines[k].start
+        e = lines[k].end
+        if s == e:
+            raise _error(p, headlen, status, status, "empty header line")
+        if _ows(p[s]):
+            raise _error(p, headlen, status, status, "obsolete line folding in header")
+        i = s
+        while CLS[p[i]] & C_TCHAR:  # stops at the CR at p[e] at the latest
+            i += 1
+        if i == e or p[i] != COLON or i == s:
+            q = <const unsigned char *>memchr(p + s, COLON, e - s)
+            if q == NULL or q == p + s:
+                raise _error(p, headlen, status, status, "header line without a name and colon")
+            raise _error(p, headlen, status, status, "invalid character in header name")
+        lines[k].colon = i
+        vs = i + 1
+        ve = e
+        while vs < ve and _ows(p[vs]):
+            vs += 1
+        while ve > vs and _ows(p[ve - 1]):
+            ve -= 1
+        if not _value_ok(p, vs, ve):
+            raise _error(p, headlen, status, status, "invalid character in header value")
+        lines[k].vstart = vs
+        lines[k].vend = ve
+        kind = _classify(p + s, lines[k].colon - s)
+        lines[k].kind = kind
+        if kind == K_OTHER:
+            pass
+        elif kind == K_HOST:
+            f.n_host += 1
+            f.host = k
+        elif kind == K_CONTENT_LENGTH:
+            f.n_length += 1
+        elif kind == K_TRANSFER_ENCODING:
+            f.n_encoding += 1
+            f.encoding_bytes += ve - vs
+        elif kind == K_CONNECTION:
+            _connection_tokens(p, vs, ve, f)
+        elif kind == K_UPGRADE:
+            f.upgrade = k
+        elif kind == K_XFF:
+            f.n_xff += 1
+            f.xff_bytes += ve - vs
+        elif kind == K_EXPECT:
+            if ve - vs == 12 and _lower_eq(p + vs, b"100-continue", 12):
+                f.expect_continue = True
+    return 0
+
+
+cdef Py_ssize_t _codings(const unsigned char *p, Line *lines, Py_ssize_t nlines, int status,
+                         Py_ssize_t *n_chunked, bint *last_chunked) except -1:
+    """Check the Transfer-Encoding codings; returns how many there are."""
+    cdef Py_ssize_t k, a, b, ts, te, ne, ve, count = 0
+    cdef const unsigned char *q
+    cdef bint is_chunked
+    n_chunked[0] = 0
+    last_chunked[0] = False
+    for k in range(1, nlines):
+        if lines[k].kind != K_TRANSFER_ENCODING:
+            continue
+        a = lines[k].vstart
+        ve = lines[k].vend
+        while True:
+            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
+            b = ve if q == NULL else q - p
+            ts = a
+            te = b
+            while ts < te and _ows(p[ts]):
+                ts += 1
+            while te > ts and _ows(p[te - 1]):
+                te -= 1
+            if te > ts:
+                # a coding may carry parameters; its name is a token
+                q = <const unsigned char *>memchr(p + ts, SEMI, te - ts)
+                ne = te if q == NULL else q - p
+                while ne > ts and _ows(p[ne - 1]):
+                    ne -= 1
+                if ne == ts or not _all(p, ts, ne, C_TCHAR):
+                    raise ParseError(status, "invalid Transfer-Encoding")
+                count += 1
+                is_chunked = ne - ts == 7 and _lower_eq(p + ts, b"chunked", 7)
+                if is_chunked:
+                    n_chunked[0] += 1
+                last_chunked[0] = is_chunked
+            if b == ve:
+                break
+            a = b + 1
+    return count
+
+
+cdef long long _content_length(const unsigned char *p, Line *lines, Py_ssize_t nlines,
+                               int status) except -2:
+    cdef Py_ssize_t k, a, b, ts, te, ve, i
+    cdef const unsigned char *q
+    cdef long long result = -1, value
+    for k in range(1, nlines):
+        if lines[k].kind != K_CONTENT_LENGTH:
+            continue
+        a = lines[k].vstart
+        ve = lines[k].vend
+        while True:
+            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
+            b = ve if q == NULL else q - p
+            ts = a
+            te = b
+            while ts < te and _ows(p[ts]):
+                ts += 1
+            while te > ts and _ows(p[te - 1]):
+                te -= 1
+            if te == ts or te - ts > 18 or not _all(p, ts, te, C_DIGIT):
+                raise ParseError(status, "invalid Content-Length")
+            value = 0
+            for i in range(ts, te):
+                value = value * 10 + (p[i] - 48)
+            if result >= 0 and value != result:
+                raise ParseError(status, "conflicting Content-Length values")
+            result = value
+            if b == ve:
+                break
+            a = b + 1
+    return result
+
+
+cdef bytes _join(const unsigned char *p, Line *lines, Py_ssize_t nlines, int kind,
+                 Py_ssize_t count, Py_ssize_t value_bytes):
+    """The values of the fields of one kind, joined by ", " (one allocation)."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, value_bytes + 2 * (count - 1))
+    cdef char *w = PyBytes_AS_STRING(out)
+    cdef Py_ssize_t k, m
+    cdef bint first = True
+    for k in range(1, nlines):
+        if lines[k].kind != kind:
+            continue
+        if not first:
+            w[0] = b','
+            w[1] = b' '
+            w += 2
+        first = False
+        m = lines[k].vend - lines[k].vstart
+        memcpy(w, p + lines[k].vstart, m)
+        w += m
+    return out
+
+
+cdef bytes _kept(const unsigned char *p, Line *lines, Py_ssize_t nlines):
+    """The header lines marked ``keep``, each with its CRLF, copied into one bytes."""
+    cdef Py_ssize_t k, total = 0, run_start = -1, run_end = -1
+    for k in range(1, nlines):
+        if lines[k].keep:
+            total += lines[k].end + 2 - lines[k].start
+    if total == 0:
+        return EMPTY
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char *w = PyBytes_AS_STRING(out)
+    for k in range(1, nlines):
+        if not lines[k].keep:
+            continue
+        if lines[k].start == run_end:  # contiguous with the previous kept line
+            run_end = lines[k].end + 2
+            continue
+        if run_start >= 0:
+            memcpy(w, p + run_start, run_end - run_start)
+            w += run_end - run_start
+        run_start = lines[k].start
+        run_end = lines[k].end + 2
+    memcpy(w, p + run_start, run_end - run_start)
+    return out
+
+
+cdef inline void _mark_listed(const unsigned char *p, Line *lines, Py_ssize_t nlines,
+                              Fields *f) noexcept:
+    """Drop the kept fields that Connection names (never Host: it may not be listed)."""
+    cdef Py_ssize_t k
+    for k in range(1, nlines):
+        if not lines[k].keep:
+            continue
+        if lines[k].kind == K_CLOSE and f.conn_close:
+            lines[k].keep = False
+        elif f.conn_other and lines[k].kind != K_HOST and _listed(p, lines, nlines, k):
+            lines[k].keep = False
+
+
+cdef bytes _method(const unsigned char *p, Py_ssize_t n):
+    if n == 3:
+        if memcmp(p, b"GET", 3) == 0:
+            return M_GET
+        if memcmp(p, b"PUT", 3) == 0:
+            return M_PUT
+    elif n == 4:
+        if memcmp(p, b"POST", 4) == 0:
+            return M_POST
+        if memcmp(p, b"HEAD", 4) == 0:
+            return M_HEAD
+    elif n == 6:
+        if memcmp(p, b"DELETE", 6) == 0:
+            return M_DELETE
+    elif n == 5:
+        if memcmp(p, b"PATCH", 5) == 0:
+            return M_PATCH
+    elif n == 7:
+        if memcmp(p, b"OPTIONS", 7) == 0:
+            return M_OPTIONS
+    return PyBytes_FromStringAndSize(<const char *>p, n)
+
+
+cdef object _find_header(bytes raw, object name):
+    """First value of header ``name`` in ``raw`` (ASCII case-insensitive), or None."""
+    if raw is None:
+        return None
+    if isinstance(name, str):
+        raise TypeError("header name must be bytes")
+    cdef Py_buffer view
+    PyObject_GetBuffer(name, &view, PyBUF_SIMPLE)
+    cdef const unsigned char *want = <const unsigned char *>view.buf
+    cdef Py_ssize_t wlen = view.len
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef const unsigned char *q
+    cdef Py_ssize_t pos, e, colon, vs, ve
+    try:
+        q = <const unsigned char *>memchr(p, LF, n)
+        if q == NULL:
+            return None
+        pos = q - p + 1
+        while pos < n:
+            q = <const unsigned char *>memchr(p + pos, LF, n - pos)
+            if q == NULL:
+                break
+            e = q - p - 1  # the CR
+            q = <const unsigned char *>memchr(p + pos, COLON, e - pos)
+            if q != NULL:
+                colon = q - p
+                if colon > pos and colon - pos == wlen and _lower_eq(p + pos, want, wlen):
+                    vs = colon + 1
+                    ve = e
+                    while vs < ve and _ows(p[vs]):
+                        vs += 1
+                    while ve > vs and _ows(p[ve - 1]):
+                        ve -= 1
+                    return PyBytes_FromStringAndSize(<const char *>p + vs, ve - vs)
+            pos = e + 2
+        return None
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef class _Lines:
+    """A growable C array of Line records, reused across the heads of one connection."""
+
+    cdef Line *lines
+    cdef Py_ssize_t cap
+
+    def __dealloc__(self):
+        PyMem_Free(self.lines)
+
+    cdef int reserve(self, Py_ssize_t want) except -1:
+        cdef Line *grown
+        if want <= self.cap:
+            return 0
+        grown = <Line *>PyMem_Realloc(self.lines, want * sizeof(Line))
+        if grown == NULL:
+            raise MemoryError()
+        self.lines = grown
+        self.cap = want
+        return 0
+
+
+cdef inline Py_ssize_t _capacity(Py_ssize_t max_headers, Py_ssize_t n) noexcept:
+    """Lines worth recording: the first line plus max_headers, and never more than n holds."""
+    cdef Py_ssize_t most = n // 2 + 1  # every line ends in CRLF
+    if max_headers < 0:
+        return 1
+    return most if max_headers >= most else max_headers + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# requests
+
+cdef class RequestHead:
+    """A parsed request head. ``kept`` holds the header lines forwarded unchanged."""
+
+    cdef readonly bytes method
+    cdef readonly bytes target
+    cdef readonly bytes path
+    cdef readonly int version
+    cdef readonly bytes host
+    cdef readonly long long content_length
+    cdef readonly bint chunked
+    cdef readonly bytes transfer_encoding
+    cdef readonly bint keep_alive
+    cdef readonly bytes upgrade
+    cdef readonly bint expect_continue
+    cdef readonly bytes x_forwarded_for
+    cdef readonly Py_ssize_t head_length
+    cdef readonly bytes kept
+    cdef readonly bytes raw
+
+    def header(self, name):
+        """First value of header ``name`` (case-insensitive), for routing; None if absent."""
+        return _find_header(self.raw, name)
+
+
+cdef class RequestParser:
+    """Parses request heads under the configured limits."""
+
+    cdef public Py_ssize_t max_request_line
+    cdef public Py_ssize_t max_header_bytes
+    cdef public Py_ssize_t max_headers
+    cdef _Lines _lines
+
+    def __cinit__(self):
+        self._lines = _Lines()
+
+    def __init__(self, Py_ssize_t max_request_line=8192, Py_ssize_t max_header_bytes=32768,
+                 Py_ssize_t max_headers=100):
+        self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+
+    def parse(self, buf):
+        """A RequestHead once ``buf`` holds a whole head, None before; ParseError if bad."""
+        cdef Py_buffer view
+        if type(buf) is bytes:
+            return self._parse(buf, <const unsigned char *>PyBytes_AS_STRING(buf),
+                               PyBytes_GET_SIZE(buf))
+        try:
+            PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+        except BufferError:  # not contiguous: copy it, as the twin does with any buffer
+            buf = bytes(buf)
+            return self._parse(buf, <const unsigned char *>PyBytes_AS_STRING(buf),
+                               PyBytes_GET_SIZE(buf))
+        try:
+            return self._parse(None, <const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef object _parse(self, object whole, const unsigned char *p, Py_ssize_t n):
+        cdef Py_ssize_t cap = _capacity(self.max_headers, n)
+        self._lines.reserve(cap)
+        cdef Line *lines = self._lines.lines
+        cdef Py_ssize_t nlines = 0
+        cdef Py_ssize_t end = _walk(p, n, lines, cap, &nlines, 400)
+        if end < 0:
+            _incomplete(p, n, lines[0].end if nlines > 0 else -1, self.max_request_line, 414,
+                        self.max_header_bytes, 431, 400)
+            return None
+        cdef Py_ssize_t headlen = end + 4
+        cdef Py_ssize_t first = lines[0].end
+        if first > self.max_request_line:
+            raise _error(p, headlen, 400, 414, "first line too long")
+        if end - first > self.max_header_bytes:
+            raise _error(p, headlen, 400, 431, "header section too large")
+
+        # request line: method SP request-target SP HTTP-version
+        cdef const unsigned char *q = <const unsigned char *>memchr(p, SP, first)
+        if q == NULL:
+            raise _error(p, headlen, 400, 400, "malformed request line")
+        cdef Py_ssize_t s1 = q - p
+        q = <const unsigned char *>memchr(p + s1 + 1, SP, first - s1 - 1)
+        if q == NULL:
+            raise _error(p, headlen, 400, 400, "malformed request line")
+        cdef Py_ssize_t s2 = q - p
+        if memchr(p + s2 + 1, SP, first - s2 - 1) != NULL:
+            raise _error(p, headlen, 400, 400, "malformed request line")
+        if s1 == 0 or not _all(p, 0, s1, C_TCHAR):
+            raise _error(p, headlen, 400, 400, "invalid method")
+        if s2 == s1 + 1 or not _target_ok(p, s1 + 1, s2):
+            raise _error(p, headlen, 400, 400, "invalid request target")
+        cdef const unsigned char *v = p + s2 + 1
+        cdef int version
+        if first - s2 - 1 == 8 and memcmp(v, b"HTTP/1.", 7) == 0 and (v[7] == b'1' or
+                                                                      v[7] == b'0'):
+            version = 11 if v[7] == b'1' else 10
+        elif (first - s2 - 1 == 8 and memcmp(v, b"HTTP/", 5) == 0 and CLS[v[5]] & C_DIGIT
+              and v[6] == b'.' and CLS[v[7]] & C_DIGIT):
+            raise _error(p, headlen, 400, 505, "HTTP version not supported")
+        else:
+            raise _error(p, headlen, 400, 400, "malformed HTTP version")
+
+        if nlines - 1 > self.max_headers:
+            raise _error(p, headlen, 400, 431, "too many headers")
+        cdef Fields f
+        _check_fields(p, headlen, lines, nlines, 400, &f)
+
+        if f.n_host > 1:
+            raise ParseError(400, "more than one Host header")
+        cdef bytes host = None
+        if f.n_host:
+            if not _all(p, lines[f.host].vstart, lines[f.host].vend, C_HOST):
+                raise ParseError(400, "invalid Host header")
+        elif version == 11:  # RFC 9112 3.2, whatever the target's form
+            raise ParseError(400, "missing Host header")
+        if s1 == 7 and memcmp(p, b"CONNECT", 7) == 0:
+            raise ParseError(405, "CONNECT is not supported by a reverse proxy")
+        if version != 11:  # RFC 9110 10.1.1: an HTTP/1.0 client's 100-continue is ignored
+            f.expect_continue = False
+
+        cdef const unsigned char *t = p + s1 + 1
+        cdef Py_ssize_t tlen = s2 - s1 - 1
+        cdef Py_ssize_t rest, cut, i
+        cdef bytes target = PyBytes_FromStringAndSize(<const char *>t, tlen)
+        cdef bytes path = target
+        cdef bytes method = _method(p, s1)
+        if t[0] != b'/':
+            if ((tlen >= 7 and _lower_eq(t, b"http://", 7))
+                    or (tlen >= 8 and _lower_eq(t, b"https://", 8))):
+                rest = 7 if LOWER[t[4]] == b':' else 8
+                cut = rest
+                while cut < tlen and t[cut] != b'/' and t[cut] != b'?' and t[cut] != b'#':
+                    cut += 1
+                if cut == rest or not _all(t, rest, cut, C_HOST):
+                    raise ParseError(400, "invalid authority in absolute-form target")
+                host = PyBytes_FromStringAndSize(<const char *>t + rest, cut - rest)
+                if cut < tlen and t[cut] == b'/':
+                    path = PyBytes_FromStringAndSize(<const char *>t + cut, tlen - cut)
+                else:
+                    path = PyBytes_FromStringAndSize(NULL, tlen - cut + 1)
+                    PyBytes_AS_STRING(path)[0] = b'/'
+                    memcpy(PyBytes_AS_STRING(path) + 1, t + cut, tlen - cut)
+            elif tlen == 1 and t[0] == b'*' and s1 == 7 and memcmp(p, b"OPTIONS", 7) == 0:
+                pass
+            else:
+                raise ParseError(400, "invalid request target")
+        if host is None:
+            if f.n_host:
+                host = PyBytes_FromStringAndSize(<const char *>p + lines[f.host].vstart,
+                                                 lines[f.host].vend - lines[f.host].vstart)
+            else:
+                host = EMPTY
+
+        cdef bint chunked = False
+        cdef bytes transfer_encoding = None
+        cdef long long content_length = -1
+        cdef Py_ssize_t n_chunked
+        cdef bint last_chunked
+        if f.n_encoding:
+            if f.n_length:
+                raise ParseError(400, "both Content-Length and Transfer-Encoding")
+            if version == 10:
+                raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
+            if _codings(p, lines, nlines, 400, &n_chunked, &last_chunked) == 0:
+                raise ParseError(400, "empty Transfer-Encoding")
+            if not last_chunked or n_chunked != 1:
+                raise ParseError(400, "Transfer-Encoding does not end in chunked")
+            chunked = True
+            transfer_encoding = _join(p, lines, nlines, K_TRANSFER_ENCODING, f.n_encoding,
+                                      f.encoding_bytes)
+        elif f.n_length:
+            content_length = _content_length(p, lines, nlines, 400)
+
+        cdef bytes upgrade = None
+        if f.upgrade >= 0 and f.conn_upgrade:
+            upgrade = PyBytes_FromStringAndSize(<const char *>p + lines[f.upgrade].vstart,
+                                                lines[f.upgrade].vend - lines[f.upgrade].vstart)
+        cdef bytes forwarded_for = None
+        if f.n_xff:
+            forwarded_for = _join(p, lines, nlines, K_XFF, f.n_xff, f.xff_bytes)
+        cdef int kind
+        for i in range(1, nlines):
+            kind = lines[i].kind
+            lines[i].keep = kind == K_OTHER or kind == K_CLOSE or (
+                kind == K_EXPECT and not f.expect_continue)
+        if f.conn_close or f.conn_other:
+            _mark_listed(p, lines, nlines, &f)
+        cdef bytes kept = _kept(p, lines, nlines)
+        cdef bytes raw = whole if whole is not None and headlen == n else \
+            PyBytes_FromStringAndSize(<const char *>p, headlen)
+
+        # The head is made last: its allocation may run the garbage collector, and with it
+        # arbitrary code, so nothing reads the line records after this point.
+        cdef RequestHead head = RequestHead.__new__(RequestHead)
+        head.method = method
+        head.target = target
+        head.path = path
+        head.version = version
+        head.host = host
+        head.content_length = content_length
+        head.chunked = chunked
+        head.transfer_encoding = transfer_encoding
+        if version == 11:
+            head.keep_alive = not f.conn_close
+        else:
+            head.keep_alive = f.conn_keep_alive and not f.conn_close
+        head.upgrade = upgrade
+        head.expect_continue = f.expect_continue
+        head.x_forwarded_for = forwarded_for
+        head.head_length = headlen
+        head.kept = kept
+        head.raw = raw
+        return head
+
+
+# ---------------------------------------------------------------------------------------------
+# responses
+
+cdef class ResponseHead:
+    """A parsed response head. ``kept`` holds the header lines forwarded unchanged."""
+
+    cdef readonly int status
+    cdef readonly int version
+    cdef readonly bytes reason
+    cdef readonly long long content_length
+    cdef readonly bint chunked
+    cdef readonly bytes transfer_encoding
+    cdef readonly bint keep_alive
+    cdef readonly bytes upgrade
+    cdef readonly Py_ssize_t head_length
+    cdef readonly bytes kept
+    cdef readonly bytes raw
+
+    def header(self, name):
+        """First value of header ``name`` (case-insensitive); None if absent."""
+        return _find_header(self.raw, name)
+
+
+cdef class ResponseParser:
+    """Parses response heads from an upstream; errors carry status 502."""
+
+    cdef public Py_ssize_t max_header_bytes
+    cdef public Py_ssize_t max_headers
+    cdef _Lines _lines
+
+    def __cinit__(self):
+        self._lines = _Lines()
+
+    def __init__(self, Py_ssize_t max_header_bytes=65536, Py_ssize_t max_headers=200):
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+
+    def parse(self, buf):
+        """A ResponseHead once ``buf`` holds a whole head, None before; ParseError if bad."""
+        cdef Py_buffer view
+        if type(buf) is bytes:
+            return self._parse(buf, <const unsigned char *>PyBytes_AS_STRING(buf),
+                               PyBytes_GET_SIZE(buf))
+        try:
+            PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+        except BufferError:  # not contiguous: copy it, as the twin does with any buffer
+            buf = bytes(buf)
+            return self._parse(buf, <const unsigned char *>PyBytes_AS_STRING(buf),
+                               PyBytes_GET_SIZE(buf))
+        try:
+            return self._parse(None, <const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef object _parse(self, object whole, const unsigned char *p, Py_ssize_t n):
+        cdef Py_ssize_t cap = _capacity(self.max_headers, n)
+        self._lines.reserve(cap)
+        cdef Line *lines = self._lines.lines
+        cdef Py_ssize_t nlines = 0
+        cdef Py_ssize_t end = _walk(p, n, lines, cap, &nlines, 502)
+        if end < 0:
+            _incomplete(p, n, lines[0].end if nlines > 0 else -1, MAX_RESPONSE_LINE, 502,
+                        self.max_header_bytes, 502, 502)
+            return None
+        cdef Py_ssize_t headlen = end + 4
+        cdef Py_ssize_t first = lines[0].end
+        if first > MAX_RESPONSE_LINE:
+            raise _error(p, headlen, 502, 502, "first line too long")
+        if end - first > self.max_header_bytes:
+            raise _error(p, headlen, 502, 502, "response header section too large")
+
+        # status line: HTTP-version SP 3DIGIT [SP reason-phrase]
+        cdef int version
+        if first >= 8 and memcmp(p, b"HTTP/1.", 7) == 0 and (p[7] == b'1' or p[7] == b'0'):
+            version = 11 if p[7] == b'1' else 10
+        else:
+            raise _error(p, headlen, 502, 502, "malformed status line")
+        if (first < 12 or p[8] != SP or not _all(p, 9, 12, C_DIGIT) or p[9] == b'0'
+                or (first > 12 and p[12] != SP)):
+            raise _error(p, headlen, 502, 502, "malformed status line")
+        cdef int status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
+        if status < 100 or status > 599:
+            raise _error(p, headlen, 502, 502, "status code out of range")
+        if first > 13 and not _value_ok(p, 13, first):
+            raise _error(p, headlen, 502, 502, "invalid character in reason phrase")
+
+        if nlines - 1 > self.max_headers:
+            raise _error(p, headlen, 502, 502, "too many headers")
+        cdef Fields f
+        _check_fields(p, headlen, lines, nlines, 502, &f)
+
+        cdef bint keep_alive
+        if version == 11:
+            keep_alive = not f.conn_close
+        else:
+            keep_alive = f.conn_keep_alive and not f.conn_close
+        cdef bint chunked = False
+        cdef bytes transfer_encoding = None
+        cdef long long content_length = -1
+        cdef Py_ssize_t n_chunked
+        cdef bint last_chunked
+        if f.n_encoding:
+            if f.n_length:
+                raise ParseError(502, "both Content-Length and Transfer-Encoding in response")
+            if _codings(p, lines, nlines, 502, &n_chunked, &last_chunked) == 0:
+                raise ParseError(502, "empty Transfer-Encoding")
+            transfer_encoding = _join(p, lines, nlines, K_TRANSFER_ENCODING, f.n_encoding,
+                                      f.encoding_bytes)
+            if last_chunked:
+                if n_chunked != 1:
+                    raise ParseError(502, "chunked applied twice")
+                chunked = True
+            else:
+                keep_alive = False  # close-delimited
+        elif f.n_length:
+            content_length = _content_length(p, lines, nlines, 502)
+
+        cdef Py_ssize_t i
+        cdef int kind
+        for i in range(1, nlines):
+            kind = lines[i].kind
+            lines[i].keep = not (kind == K_CONNECTION or kind == K_HOP or kind == K_UPGRADE
+                                 or kind == K_CONTENT_LENGTH or kind == K_TRANSFER_ENCODING)
+        if f.conn_close or f.conn_other:
+            _mark_listed(p, lines, nlines, &f)
+        cdef bytes upgrade = None
+        if f.upgrade >= 0:
+            upgrade = PyBytes_FromStringAndSize(<const char *>p + lines[f.upgrade].vstart,
+                                                lines[f.upgrade].vend - lines[f.upgrade].vstart)
+        cdef bytes reason = EMPTY
+        if first > 13:
+            reason = PyBytes_FromStringAndSize(<const char *>p + 13, first - 13)
+        cdef bytes kept = _kept(p, lines, nlines)
+        cdef bytes raw = whole if whole is not None and headlen == n else \
+            PyBytes_FromStringAndSize(<const char *>p, headlen)
+
+        cdef ResponseHead head = ResponseHead.__new__(ResponseHead)  # last: see RequestParser
+        head.status = status
+        head.version = version
+        head.reason = reason
+        head.content_length = content_length
+        head.chunked = chunked
+        head.transfer_encoding = transfer_encoding
+        head.keep_alive = keep_alive
+        head.upgrade = upgrade
+        head.head_length = headlen
+        head.kept = kept
+        head.raw = raw
+        return head
+
+
+# ---------------------------------------------------------------------------------------------
+# chunked bodies
+
+cdef enum:
+    S_SIZE
+    S_EXT
+    S_SIZE_LF
+    S_DATA
+    S_DATA_CR
+    S_DATA_LF
+    S_TRAILER
+    S_TRAILER_LF
+    S_DONE
+
+
+cdef class ChunkedReader:
+    """Validates a chunked body as it passes (RFC 9112 7.1), without copying data.
+
+    ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
+    when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
+    True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+    """
+
+    cdef int state
+    cdef int digits
+    cdef long long remaining
+    cdef Py_ssize_t line_len
+    cdef Py_ssize_t trailer_bytes
+    cdef bint colon  # the current trailer line has had its name and colon
+    cdef readonly bint done
+
+    def feed(self, data, Py_ssize_t start=0):
+        cdef Py_buffer view
+        if start < 0:
+            raise ValueError("start must not be negative")
+        if type(data) is bytes:
+            return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
+                              PyBytes_GET_SIZE(data), start)
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except BufferError:  # not contiguous
+            data = bytes(data)
+            return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
+                              PyBytes_GET_SIZE(data), start)
+        try:
+            return self._feed(<const unsigned char *>view.buf, view.len, start)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef Py_ssize_t _feed(self, const unsigned char *p, Py_ssize_t n,
+                          Py_ssize_t i) except -2:
+        cdef int state = self.state
+        cdef long long remaining = self.remaining
+        cdef Py_ssize_t take
+        cdef unsigned char c
+        cdef signed char h
+        while i < n:
+            if state == S_DATA:
+                take = n - i
+                if remaining < take:
+                    take = <Py_ssize_t>remaining
+                i += take
+                remaining -= take
+                if remaining == 0:
+                    state = S_DATA_CR
+                continue
+            c = p[i]
+            i += 1
+            if state == S_SIZE:
+                h = HEXVAL[c]
+                if h >= 0:
+                    self.digits += 1
+                    if self.digits > 15:
+                        raise ParseError(400, "chunk size too large")
+                    remaining = remaining * 16 + h
+                elif c == SEMI and self.digits:  # ';' starts a chunk extension
+                    state = S_EXT
+                elif c == CR and self.digits:
+                    state = S_SIZE_LF
+                else:
+                    raise ParseError(400, "invalid chunk size")
+                self.line_len += 1
+            elif state == S_EXT:
+                self.line_len += 1
+                if self.line_len > MAX_CHUNK_LINE:
+                    raise ParseError(400, "chunk extension too long")
+                if c == CR:
+                    state = S_SIZE_LF
+                elif not (CLS[c] & C_VALUE):
+                    raise ParseError(400, "invalid character in chunk extension")
+            elif state == S_SIZE_LF:
+                if c != LF:
+                    raise ParseError(400, "invalid chunk size line ending")
+                self.digits = 0
+                self.line_len = 0
+                state = S_TRAILER if remaining == 0 else S_DATA
+            elif state == S_DATA_CR:
+                if c != CR:
+                    raise ParseError(400, "chunk data longer than its size")
+                state = S_DATA_LF
+            elif state == S_DATA_LF:
+                if c != LF:
+                    raise ParseError(400, "chunk data not followed by CRLF")
+                state = S_SIZE
+            elif state == S_TRAILER:
+                self.trailer_bytes += 1
+                if self.trailer_bytes > MAX_TRAILER:
+                    raise ParseError(400, "chunked trailer too large")
+                if c == CR:
+                    if self.line_len and not self.colon:
+                        raise ParseError(400, "chunked trailer line without a colon")
+                    state = S_TRAILER_LF
+                elif c == LF or not (CLS[c] & C_VALUE):
+                    raise ParseError(400, "invalid character in chunked trailer")
+                else:
+                    # a trailer line is a field line: token ":" value
+                    if not self.colon:
+                        if c == COLON and self.line_len:
+                            self.colon = True
+                        elif not (CLS[c] & C_TCHAR):
+                            raise ParseError(400, "invalid chunked trailer field name")
+                    self.line_len += 1
+            elif state == S_TRAILER_LF:
+                if c != LF:
+                    raise ParseError(400, "bare CR in chunked trailer")
+                if self.line_len == 0:
+                    self.state = S_DONE
+                    self.remaining = remaining
+                    self.done = True
+                    return i
+                self.line_len = 0
+                self.colon = False
+                state = S_TRAILER
+            else:  # S_DONE
+                raise ParseError(400, "data after the end of a chunked body")
+        self.state = state
+        self.remaining = remaining
+        return -1

@@ -1,0 +1,847 @@
+"""The HTTP/1.1 head parser and chunked reader, run against both implementations.
+
+Every table row runs on the compiled extension and on the pure-Python twin (the
+``parser_impl`` fixture). Each input is also fed split at every byte boundary: a head parser
+sees a growing buffer, so ``parse(prefix)`` must return None or raise the error the whole input
+raises (same status), and never a head; a chunked body is fed in two pieces at every split
+point and byte by byte, and the end index it reports must be exact.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+REQUEST_DEFAULTS: dict[str, Any] = {
+    "method": b"GET",
+    "target": b"/",
+    "path": b"/",
+    "version": 11,
+    "host": b"example.com",
+    "content_length": -1,
+    "chunked": False,
+    "transfer_encoding": None,
+    "keep_alive": True,
+    "upgrade": None,
+    "expect_continue": False,
+    "x_forwarded_for": None,
+    "kept": b"",
+}
+
+RESPONSE_DEFAULTS: dict[str, Any] = {
+    "status": 200,
+    "version": 11,
+    "reason": b"OK",
+    "content_length": -1,
+    "chunked": False,
+    "transfer_encoding": None,
+    "keep_alive": True,
+    "upgrade": None,
+    "kept": b"",
+}
+
+
+def attempt(parser: Any, data: bytes | bytearray, impl: ModuleType) -> Any:
+    """parser.parse(data), or the ParseError it raised."""
+    try:
+        return parser.parse(data)
+    except impl.ParseError as exc:
+        return exc
+
+
+def assert_prefixes(parser: Any, impl: ModuleType, data: bytes, status: int | None) -> None:
+    """Every proper prefix of ``data`` gives None, or (status given) that error status."""
+    for i in range(len(data)):
+        for piece in (data[:i], bytearray(data[:i])):
+            result = attempt(parser, piece, impl)
+            if result is None:
+                continue
+            assert isinstance(result, impl.ParseError), (
+                f"prefix {data[:i]!r} of a head gave a head")
+            assert status is not None, f"prefix {data[:i]!r} of a valid head raised {result}"
+            assert result.status == status, f"prefix {data[:i]!r}: {result} (whole: {status})"
+
+
+def assert_head(parser: Any, impl: ModuleType, data: bytes, expected: dict[str, Any]) -> Any:
+    assert_prefixes(parser, impl, data, None)
+    heads = [parser.parse(data), parser.parse(bytearray(data)), parser.parse(memoryview(data)),
+             parser.parse(data + b"BODY")]
+    for head in heads:
+        assert head is not None
+        got = {name: getattr(head, name) for name in expected}
+        assert got == expected
+        for name, value in expected.items():
+            assert type(getattr(head, name)) is type(value), name
+        assert head.head_length == len(data)
+        assert head.raw == data
+        assert type(head.raw) is bytes and type(head.kept) is bytes
+    return heads[0]
+
+
+def assert_error(parser: Any, impl: ModuleType, data: bytes, status: int, reason: str) -> None:
+    for whole in (data, bytearray(data)):
+        with pytest.raises(impl.ParseError) as info:
+            parser.parse(whole)
+        assert info.value.status == status
+        assert info.value.reason == reason
+        assert str(info.value) == f"{status}: {reason}"
+    assert_prefixes(parser, impl, data, status)
+
+
+def head_lines(*lines: str | bytes) -> bytes:
+    out = b""
+    for line in lines:
+        out += (line.encode("latin-1") if isinstance(line, str) else line) + b"\r\n"
+    return out + b"\r\n"
+
+
+# --------------------------------------------------------------------------------------------
+# valid requests
+
+VALID_REQUESTS = [
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com"), {}, id="get"),
+    pytest.param(
+        head_lines("POST /submit?x=1 HTTP/1.1", "Host: example.com", "Content-Length: 5",
+                   "Content-Type: text/plain"),
+        {"method": b"POST", "target": b"/submit?x=1", "path": b"/submit?x=1",
+         "content_length": 5, "kept": b"Content-Type: text/plain\r\n"}, id="post-content-length"),
+    pytest.param(
+        head_lines("GET /old HTTP/1.0"),
+        {"target": b"/old", "path": b"/old", "version": 10, "host": b"", "keep_alive": False},
+        id="http10-no-host"),
+    pytest.param(
+        head_lines("GET / HTTP/1.0", "Host: example.com", "Connection: Keep-Alive"),
+        {"version": 10, "keep_alive": True}, id="http10-keep-alive"),
+    pytest.param(
+        head_lines("GET / HTTP/1.0", "Host: example.com", "Connection: keep-alive, close"),
+        {"version": 10, "keep_alive": False}, id="http10-keep-alive-and-close"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: close"),
+        {"keep_alive": False}, id="http11-close"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "connection: foo, CLOSE ,bar"),
+        {"keep_alive": False}, id="http11-close-among-tokens"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: keep-alive"),
+        {}, id="http11-keep-alive"),
+    pytest.param(
+        head_lines("DELETE /items/7 HTTP/1.1", "HOST: Example.COM:8080"),
+        {"method": b"DELETE", "target": b"/items/7", "path": b"/items/7",
+         "host": b"Example.COM:8080"}, id="host-case-and-port"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: [::1]:8080"), {"host": b"[::1]:8080"},
+        id="host-ip-literal"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host:   example.com \t"), {}, id="host-ows-trimmed"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host:"), {"host": b""}, id="host-empty"),
+    pytest.param(
+        head_lines("GET http://Upstream.example:8080/a/b?q=1 HTTP/1.1", "Host: other.example"),
+        {"target": b"http://Upstream.example:8080/a/b?q=1", "path": b"/a/b?q=1",
+         "host": b"Upstream.example:8080"}, id="absolute-form"),
+    pytest.param(
+        head_lines("GET HTTPS://example.com?x=1 HTTP/1.1", "Host: example.com"),
+        {"target": b"HTTPS://example.com?x=1", "path": b"/?x=1"}, id="absolute-form-query-only"),
+    pytest.param(
+        head_lines("GET http://example.com HTTP/1.0"),
+        {"target": b"http://example.com", "path": b"/", "host": b"example.com", "version": 10,
+         "keep_alive": False},
+        id="absolute-form-http10-no-host-header"),
+    pytest.param(
+        head_lines("OPTIONS * HTTP/1.1", "Host: example.com"),
+        {"method": b"OPTIONS", "target": b"*", "path": b"*"}, id="options-asterisk"),
+    pytest.param(
+        head_lines("PURGE /cache HTTP/1.1", "Host: example.com"),
+        {"method": b"PURGE", "target": b"/cache", "path": b"/cache"}, id="extension-method"),
+    pytest.param(
+        head_lines("M-SEARCH /%7Euser/a;b=c?d=e&f#frag HTTP/1.1", "Host: example.com"),
+        {"method": b"M-SEARCH", "target": b"/%7Euser/a;b=c?d=e&f#frag",
+         "path": b"/%7Euser/a;b=c?d=e&f#frag"}, id="target-characters"),
+    pytest.param(
+        head_lines("PUT /x HTTP/1.1", "Host: example.com", "Content-Length: 7",
+                   "content-length: 7", "Content-Length: 7 , 7"),
+        {"method": b"PUT", "target": b"/x", "path": b"/x", "content_length": 7},
+        id="content-length-repeated-same-value"),
+    pytest.param(
+        head_lines("POST / HTTP/1.1", "Host: example.com", "Content-Length: 0"),
+        {"method": b"POST", "content_length": 0}, id="content-length-zero"),
+    pytest.param(
+        head_lines("POST / HTTP/1.1", "Host: example.com", "Content-Length: 000123"),
+        {"method": b"POST", "content_length": 123}, id="content-length-leading-zeros"),
+    pytest.param(
+        head_lines("POST / HTTP/1.1", "Host: example.com", "Content-Length: 999999999999999999"),
+        {"method": b"POST", "content_length": 999999999999999999}, id="content-length-18-digits"),
+    pytest.param(
+        head_lines("POST /up HTTP/1.1", "Host: example.com", "Transfer-Encoding: chunked"),
+        {"method": b"POST", "target": b"/up", "path": b"/up", "chunked": True,
+         "transfer_encoding": b"chunked"}, id="chunked"),
+    pytest.param(
+        head_lines("POST / HTTP/1.1", "Host: example.com", "Transfer-Encoding: gzip, CHUNKED"),
+        {"method": b"POST", "chunked": True, "transfer_encoding": b"gzip, CHUNKED"},
+        id="chunked-after-gzip"),
+    pytest.param(
+        head_lines("POST / HTTP/1.1", "Host: example.com", "Transfer-Encoding: gzip",
+                   "Transfer-Encoding:  chunked "),
+        {"method": b"POST", "chunked": True, "transfer_encoding": b"gzip, chunked"},
+        id="chunked-in-second-field"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: keep-alive, X-Secret",
+                   "Keep-Alive: timeout=5", "Proxy-Connection: keep-alive", "TE: trailers",
+                   "Trailer: Expires", "X-Secret: s", "Upgrade: h2c", "Accept: */*"),
+        {"kept": b"Accept: */*\r\n"}, id="hop-by-hop-removed"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: x-secret,, x-other",
+                   "x-SECRET: 1", "Accept: */*", "X-Other: 2", "X-Secretive: 3"),
+        {"kept": b"Accept: */*\r\nX-Secretive: 3\r\n"}, id="connection-listed-fields-removed"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Connection: close", "Close: x", "Host: example.com"),
+        {"keep_alive": False}, id="connection-close-removes-close-field"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: host, content-length",
+                   "Content-Length: 3"),
+        {"content_length": 3}, id="connection-cannot-unlist-framing"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "X-Forwarded-For: 10.0.0.1",
+                   "X-Forwarded-Proto: http", "x-forwarded-for: 10.0.0.2, 10.0.0.3",
+                   "X-Forwarded-Host: a.example", "X-Request-Id: 42"),
+        {"x_forwarded_for": b"10.0.0.1, 10.0.0.2, 10.0.0.3", "kept": b"X-Request-Id: 42\r\n"},
+        id="x-forwarded-removed-and-joined"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "X-Forwarded-For:"),
+        {"x_forwarded_for": b""}, id="x-forwarded-for-empty"),
+    pytest.param(
+        head_lines("GET /chat HTTP/1.1", "Host: example.com", "Connection: Upgrade",
+                   "Upgrade: websocket", "Sec-WebSocket-Version: 13"),
+        {"target": b"/chat", "path": b"/chat", "upgrade": b"websocket",
+         "kept": b"Sec-WebSocket-Version: 13\r\n"}, id="upgrade"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Upgrade: websocket"),
+        {"upgrade": None}, id="upgrade-without-connection-token"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: keep-alive, upgrade",
+                   "Upgrade: h2c", "Upgrade: websocket"),
+        {"upgrade": b"websocket"}, id="upgrade-last-field-wins"),
+    pytest.param(
+        head_lines("PUT /big HTTP/1.1", "Host: example.com", "Content-Length: 10",
+                   "Expect: 100-Continue"),
+        {"method": b"PUT", "target": b"/big", "path": b"/big", "content_length": 10,
+         "expect_continue": True}, id="expect-continue"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "Expect: something"),
+        {"kept": b"Expect: something\r\n"}, id="expect-other-kept"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com", "X-A:  spaced \t", "X-B:",
+                   "X-C: caf\xe9\tau lait", "X-D: \"quoted, with comma\""),
+        {"kept": b"X-A:  spaced \t\r\nX-B:\r\nX-C: caf\xe9\tau lait\r\n"
+                 b"X-D: \"quoted, with comma\"\r\n"}, id="values-kept-verbatim"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: example.com",
+                   "!#$%&'*+-.^_`|~09azAZ: token-name"),
+        {"kept": b"!#$%&'*+-.^_`|~09azAZ: token-name\r\n"}, id="all-tchar-name"),
+]
+
+
+@pytest.mark.parametrize(("data", "changes"), VALID_REQUESTS)
+def test_valid_request(parser_impl: ModuleType, data: bytes, changes: dict[str, Any]) -> None:
+    expected = {**REQUEST_DEFAULTS, **changes}
+    assert_head(parser_impl.RequestParser(), parser_impl, data, expected)
+
+
+def test_path_is_target_in_origin_form(parser_impl: ModuleType) -> None:
+    head = parser_impl.RequestParser().parse(head_lines("GET /a HTTP/1.1", "Host: h"))
+    assert head.path == head.target == b"/a"
+
+
+def test_header_lookup(parser_impl: ModuleType) -> None:
+    data = head_lines("GET / HTTP/1.1", "Host: example.com", "X-Api-Version:  2 ",
+                      "x-api-version: 3", "Connection: close", "X-Empty:")
+    head = parser_impl.RequestParser().parse(data)
+    assert head.header(b"x-api-version") == b"2"
+    assert head.header(b"X-API-VERSION") == b"2"
+    assert head.header(bytearray(b"x-api-version")) == b"2"
+    assert head.header(b"connection") == b"close"  # from the raw head, dropped or not
+    assert head.header(b"x-empty") == b""
+    assert head.header(b"x-api") is None
+    assert head.header(b"missing") is None
+    assert head.header(b"") is None
+    assert head.header(b"GET / HTTP/1.1") is None
+    with pytest.raises(TypeError):
+        head.header("x-api-version")
+
+
+def test_limits_exactly_at_the_maximum(parser_impl: ModuleType) -> None:
+    line = b"GET /" + b"a" * 95 + b" HTTP/1.1"
+    assert len(line) == 109
+    headers = b"Host: h\r\nX-A: " + b"b" * 31 + b"\r\n"
+    data = line + b"\r\n" + headers + b"\r\n"
+    parser = parser_impl.RequestParser(max_request_line=109, max_header_bytes=len(headers),
+                                       max_headers=2)
+    head = assert_head(parser, parser_impl, data,
+                       {"target": line[4:-9], "kept": headers[9:]})
+    assert head.host == b"h"
+
+
+def test_parser_is_reusable(parser_impl: ModuleType) -> None:
+    parser = parser_impl.RequestParser()
+    first = head_lines("GET /1 HTTP/1.1", "Host: a", "X-A: 1")
+    second = head_lines("GET /2 HTTP/1.1", "Host: b")
+    with pytest.raises(parser_impl.ParseError):
+        parser.parse(head_lines("GET / HTTP/1.1"))
+    assert parser.parse(first).kept == b"X-A: 1\r\n"
+    assert parser.parse(second).host == b"b"
+    assert parser.parse(first + second).path == b"/1"
+
+
+def test_many_headers(parser_impl: ModuleType) -> None:
+    lines = ["GET / HTTP/1.1", "Host: h"] + [f"X-H{i}: {i}" for i in range(99)]
+    head = parser_impl.RequestParser().parse(head_lines(*lines))
+    assert head.kept == b"".join(b"X-H%d: %d\r\n" % (i, i) for i in range(99))
+    with pytest.raises(parser_impl.ParseError) as info:
+        parser_impl.RequestParser().parse(head_lines(*lines, "X-Last: 1"))
+    assert info.value.status == 431
+
+
+# --------------------------------------------------------------------------------------------
+# malformed requests
+
+GET = "GET / HTTP/1.1"
+HOST = "Host: example.com"
+
+MALFORMED_REQUESTS = [
+    # framing
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: 5",
+                            "Transfer-Encoding: chunked"),
+                 400, "both Content-Length and Transfer-Encoding", {}, id="cl-and-te"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked",
+                            "Content-Length: 5"),
+                 400, "both Content-Length and Transfer-Encoding", {}, id="te-and-cl"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: 5", "Content-Length: 6"),
+                 400, "conflicting Content-Length values", {}, id="cl-two-fields-differ"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: 5, 6"),
+                 400, "conflicting Content-Length values", {}, id="cl-list-differs"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: abc"),
+                 400, "invalid Content-Length", {}, id="cl-not-a-number"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: -1"),
+                 400, "invalid Content-Length", {}, id="cl-negative"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: +1"),
+                 400, "invalid Content-Length", {}, id="cl-plus-sign"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length:"),
+                 400, "invalid Content-Length", {}, id="cl-empty"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: 5,,5"),
+                 400, "invalid Content-Length", {}, id="cl-empty-list-member"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: 1 2"),
+                 400, "invalid Content-Length", {}, id="cl-inner-space"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: 0x10"),
+                 400, "invalid Content-Length", {}, id="cl-hex"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: 1234567890123456789"),
+                 400, "invalid Content-Length", {}, id="cl-19-digits"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Content-Length: \xd9\xa3"),
+                 400, "invalid Content-Length", {}, id="cl-non-ascii-digit"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding: gzip"),
+                 400, "Transfer-Encoding does not end in chunked", {}, id="te-not-chunked"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked, gzip"),
+                 400, "Transfer-Encoding does not end in chunked", {}, id="te-chunked-not-last"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked",
+                            "Transfer-Encoding: chunked"),
+                 400, "Transfer-Encoding does not end in chunked", {}, id="te-chunked-twice"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked",
+                            "Transfer-Encoding: identity"),
+                 400, "Transfer-Encoding does not end in chunked", {}, id="te-chunked-then-other"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding:  , "),
+                 400, "empty Transfer-Encoding", {}, id="te-empty"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding: chun ked"),
+                 400, "invalid Transfer-Encoding", {}, id="te-invalid-token"),
+    pytest.param(head_lines("POST / HTTP/1.1", HOST, "Transfer-Encoding: ;q=1, chunked"),
+                 400, "invalid Transfer-Encoding", {}, id="te-parameter-without-name"),
+    pytest.param(head_lines("POST / HTTP/1.0", HOST, "Transfer-Encoding: chunked"),
+                 400, "Transfer-Encoding in an HTTP/1.0 request", {}, id="te-in-http10"),
+    # line endings and characters
+    pytest.param(b"GET / HTTP/1.1\r\nHost: example.com\r\nX-A: a\rb\r\n\r\n",
+                 400, "bare CR in head", {}, id="bare-cr-in-value"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: example.com\r\r\n\r\n",
+                 400, "bare CR in head", {}, id="bare-cr-before-crlf"),
+    pytest.param(b"GET /\r HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                 400, "bare CR in head", {}, id="bare-cr-in-request-line"),
+    pytest.param(b"GET / HTTP/1.2\r\nHost: example.com\rX: y\r\n\r\n",
+                 400, "bare CR in head", {}, id="bare-cr-before-bad-version"),
+    pytest.param(b"GET / HTTP/1.1\nHost: example.com\n\n",
+                 400, "bare LF line ending", {}, id="bare-lf-everywhere"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: example.com\n\r\n",
+                 400, "bare LF line ending", {}, id="bare-lf-once"),
+    pytest.param(b"GET / HTTP/1.1\r\nX-A: a\nb\r\nHost: example.com\r\n\r\n",
+                 400, "bare LF line ending", {}, id="bare-lf-in-value"),
+    pytest.param(b"\nGET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                 400, "bare LF line ending", {}, id="bare-lf-first-byte"),
+    pytest.param(head_lines(GET, "Host : example.com"),
+                 400, "invalid character in header name", {}, id="space-before-colon"),
+    pytest.param(head_lines(GET, HOST, "X-A\t: 1"),
+                 400, "invalid character in header name", {}, id="tab-before-colon"),
+    pytest.param(head_lines(GET, HOST, "X@A: 1"),
+                 400, "invalid character in header name", {}, id="invalid-name-char"),
+    pytest.param(head_lines(GET, HOST, b"X-\xe9: 1"),
+                 400, "invalid character in header name", {}, id="non-ascii-name"),
+    pytest.param(head_lines(GET, HOST, "X-A: 1", " folded"),
+                 400, "obsolete line folding in header", {}, id="obs-fold-space"),
+    pytest.param(head_lines(GET, HOST, "X-A: 1", "\tfolded"),
+                 400, "obsolete line folding in header", {}, id="obs-fold-tab"),
+    pytest.param(head_lines(GET, " Host: example.com"),
+                 400, "obsolete line folding in header", {}, id="leading-space-first-field"),
+    pytest.param(head_lines(GET, HOST, "no colon here"),
+                 400, "header line without a name and colon", {}, id="no-colon"),
+    pytest.param(head_lines(GET, HOST, ": no name"),
+                 400, "header line without a name and colon", {}, id="empty-name"),
+    pytest.param(head_lines(GET, HOST, "X-A: a\x00b"),
+                 400, "invalid character in header value", {}, id="nul-in-value"),
+    pytest.param(head_lines(GET, HOST, "X-A: \x01"),
+                 400, "invalid character in header value", {}, id="soh-in-value"),
+    pytest.param(head_lines(GET, HOST, "X-A: a\x1bb"),
+                 400, "invalid character in header value", {}, id="esc-in-value"),
+    pytest.param(head_lines(GET, HOST, "X-A: a\x7f"),
+                 400, "invalid character in header value", {}, id="del-in-value"),
+    pytest.param(head_lines(GET, HOST, "X-A: a\x0bb"),
+                 400, "invalid character in header value", {}, id="vt-in-value"),
+    # request line
+    pytest.param(head_lines("G@T / HTTP/1.1", HOST), 400, "invalid method", {}, id="bad-method"),
+    pytest.param(head_lines("GET\x00 / HTTP/1.1", HOST), 400, "invalid method", {},
+                 id="nul-in-method"),
+    pytest.param(head_lines("GE(T / HTTP/1.1", HOST), 400, "invalid method", {},
+                 id="separator-in-method"),
+    pytest.param(head_lines(" / HTTP/1.1", HOST), 400, "invalid method", {}, id="empty-method"),
+    pytest.param(head_lines("GET  / HTTP/1.1", HOST), 400, "malformed request line", {},
+                 id="double-space"),
+    pytest.param(head_lines("GET / HTTP/1.1 ", HOST), 400, "malformed request line", {},
+                 id="trailing-space"),
+    pytest.param(head_lines("GET /", HOST), 400, "malformed request line", {},
+                 id="no-version"),
+    pytest.param(head_lines("GET\t/\tHTTP/1.1", HOST), 400, "malformed request line", {},
+                 id="tabs-as-separators"),
+    pytest.param(b"\r\nGET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                 400, "malformed request line", {}, id="leading-empty-line"),
+    pytest.param(b"\r\n\r\n", 400, "malformed request line", {}, id="empty-head"),
+    pytest.param(head_lines("GET /a\x7f HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="del-in-target"),
+    pytest.param(head_lines("GET /a\x00 HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="nul-in-target"),
+    pytest.param(head_lines("GET * HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="asterisk-not-options"),
+    pytest.param(head_lines("GET example.com/x HTTP/1.1", HOST), 400, "invalid request target",
+                 {}, id="target-without-slash"),
+    pytest.param(head_lines("GET ftp://example.com/ HTTP/1.1", HOST),
+                 400, "invalid request target", {}, id="absolute-form-other-scheme"),
+    pytest.param(head_lines("GET http://user@example.com/ HTTP/1.1", HOST),
+                 400, "invalid authority in absolute-form target", {}, id="userinfo"),
+    pytest.param(head_lines("GET http:///x HTTP/1.1", HOST),
+                 400, "invalid authority in absolute-form target", {}, id="empty-authority"),
+    pytest.param(head_lines("GET http://ex\"ample/ HTTP/1.1", HOST),
+                 400, "invalid authority in absolute-form target", {}, id="bad-authority-char"),
+    pytest.param(head_lines("CONNECT example.com:443 HTTP/1.1", "Host: example.com:443"),
+                 405, "CONNECT is not supported by a reverse proxy", {}, id="connect"),
+    pytest.param(head_lines("GET / HTTP/2.0", HOST), 505, "HTTP version not supported", {},
+                 id="http20"),
+    pytest.param(head_lines("GET / HTTP/1.2", HOST), 505, "HTTP version not supported", {},
+                 id="http12"),
+    pytest.param(head_lines("GET / HTTP/0.9", HOST), 505, "HTTP version not supported", {},
+                 id="http09"),
+    pytest.param(head_lines("GET / HTTP/1.10", HOST), 400, "malformed HTTP version", {},
+                 id="version-too-long"),
+    pytest.param(head_lines("GET / http/1.1", HOST), 400, "malformed HTTP version", {},
+                 id="version-lowercase"),
+    pytest.param(head_lines("GET / HTTP/1.x", HOST), 400, "malformed HTTP version", {},
+                 id="version-not-digit"),
+    # Host
+    pytest.param(head_lines(GET), 400, "missing Host header", {}, id="missing-host"),
+    pytest.param(head_lines("GET http://example.com/ HTTP/1.1"), 400, "missing Host header", {},
+                 id="missing-host-absolute-form"),
+    pytest.param(head_lines(GET, "X-Host: example.com"), 400, "missing Host header", {},
+                 id="missing-host-similar-name"),
+    pytest.param(head_lines(GET, HOST, "Host: example.com"), 400, "more than one Host header",
+                 {}, id="repeated-host-same"),
+    pytest.param(head_lines(GET, HOST, "host: other.example"), 400, "more than one Host header",
+                 {}, id="repeated-host-differs"),
+    pytest.param(head_lines("GET / HTTP/1.0", HOST, HOST), 400, "more than one Host header",
+                 {}, id="repeated-host-http10"),
+    pytest.param(head_lines(GET, "Host: exa mple.com"), 400, "invalid Host header", {},
+                 id="host-with-space"),
+    pytest.param(head_lines(GET, "Host: example.com/path"), 400, "invalid Host header", {},
+                 id="host-with-slash"),
+    pytest.param(head_lines(GET, "Host: user@example.com"), 400, "invalid Host header", {},
+                 id="host-with-userinfo"),
+    # limits
+    pytest.param(head_lines("GET /" + "a" * 100 + " HTTP/1.1", HOST), 414,
+                 "first line too long", {"max_request_line": 100}, id="request-line-too-long"),
+    pytest.param(head_lines("GET /" + "a" * 100), 414, "first line too long",
+                 {"max_request_line": 100}, id="request-line-too-long-and-malformed"),
+    pytest.param(head_lines(GET, HOST, "X-A: " + "b" * 100), 431, "header section too large",
+                 {"max_header_bytes": 100}, id="header-section-too-large"),
+    pytest.param(head_lines(GET, HOST, "X-A: 1", "X-B: 2"), 431, "too many headers",
+                 {"max_headers": 2}, id="too-many-headers"),
+    pytest.param(head_lines("G@T / HTTP/1.1", HOST, "X-A: 1", "X-B: 2"), 400, "invalid method",
+                 {"max_headers": 2}, id="bad-request-line-before-header-count"),
+]
+
+
+@pytest.mark.parametrize(("data", "status", "reason", "limits"), MALFORMED_REQUESTS)
+def test_malformed_request(parser_impl: ModuleType, data: bytes, status: int, reason: str,
+                           limits: dict[str, int]) -> None:
+    assert_error(parser_impl.RequestParser(**limits), parser_impl, data, status, reason)
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "limits"),
+    [
+        pytest.param(b"GET / HTTP/1.1\r\nHost: a\nX", 400, {}, id="bare-lf"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: a\rX", 400, {}, id="bare-cr"),
+        pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"x" * 8200, 414, {},
+                     id="tls-client-hello"),
+        pytest.param(b"GET /" + b"a" * 200, 414, {"max_request_line": 100},
+                     id="request-line-without-end"),
+        pytest.param(b"GET / HTTP/1.1\r\nX-A: " + b"a" * 200, 431, {"max_header_bytes": 100},
+                     id="header-section-without-end"),
+    ],
+)
+def test_request_rejected_before_the_head_is_complete(
+        parser_impl: ModuleType, data: bytes, status: int, limits: dict[str, int]) -> None:
+    with pytest.raises(parser_impl.ParseError) as info:
+        parser_impl.RequestParser(**limits).parse(data)
+    assert info.value.status == status
+
+
+def test_incomplete_request_waits(parser_impl: ModuleType) -> None:
+    parser = parser_impl.RequestParser(max_request_line=16, max_header_bytes=16)
+    assert parser.parse(b"") is None
+    assert parser.parse(b"GET /0123456789A") is None  # 16 bytes: at the limit
+    assert parser.parse(b"GET /0123456789A\r") is None  # the CR may start the line's CRLF
+    assert parser.parse(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 12\r") is None  # 16 bytes
+
+
+def test_every_byte_at_every_position_of_a_value(parser_impl: ModuleType) -> None:
+    """Field values are checked in words of eight bytes: try each byte in each position."""
+    parser = parser_impl.RequestParser()
+    for byte in range(256):
+        for at in range(18):
+            value = bytearray(b"v" * 18)
+            value[at] = byte
+            data = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: " + bytes(value) + b"\r\n\r\n"
+            result = attempt(parser, data, parser_impl)
+            if byte == 0x0D:
+                assert result.reason == "bare CR in head"
+            elif byte == 0x0A:
+                assert result.reason == "bare LF line ending"
+            elif byte == 0x09 or 0x20 <= byte != 0x7F:
+                assert result.kept == b"X-A: " + bytes(value) + b"\r\n", (byte, at)
+            else:
+                assert result.reason == "invalid character in header value", (byte, at)
+
+
+def test_every_byte_at_every_position_of_a_target(parser_impl: ModuleType) -> None:
+    parser = parser_impl.RequestParser()
+    for byte in range(256):
+        for at in range(1, 18):
+            target = bytearray(b"/" + b"t" * 17)
+            target[at] = byte
+            data = b"GET " + bytes(target) + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+            result = attempt(parser, data, parser_impl)
+            if byte == 0x0D:
+                assert result.reason == "bare CR in head"
+            elif byte == 0x0A:
+                assert result.reason == "bare LF line ending"
+            elif byte == 0x20:
+                assert result.reason == "malformed request line"
+            elif 0x20 < byte != 0x7F:
+                assert result.target == bytes(target), (byte, at)
+            else:
+                assert result.reason == "invalid request target", (byte, at)
+
+
+# --------------------------------------------------------------------------------------------
+# responses
+
+VALID_RESPONSES = [
+    pytest.param(head_lines("HTTP/1.1 200 OK", "Content-Length: 12", "Content-Type: text/plain"),
+                 {"content_length": 12, "kept": b"Content-Type: text/plain\r\n"}, id="200-length"),
+    pytest.param(head_lines("HTTP/1.1 404 Not Found", "content-length: 0"),
+                 {"status": 404, "reason": b"Not Found", "content_length": 0}, id="404"),
+    pytest.param(head_lines("HTTP/1.1 200 OK", "Transfer-Encoding: chunked"),
+                 {"chunked": True, "transfer_encoding": b"chunked"}, id="chunked"),
+    pytest.param(head_lines("HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked"),
+                 {"chunked": True, "transfer_encoding": b"gzip, chunked"}, id="gzip-chunked"),
+    pytest.param(head_lines("HTTP/1.1 200 OK", "Transfer-Encoding: gzip"),
+                 {"transfer_encoding": b"gzip", "keep_alive": False}, id="close-delimited-te"),
+    pytest.param(head_lines("HTTP/1.0 200 OK", "Transfer-Encoding: chunked",
+                            "Connection: keep-alive"),
+                 {"version": 10, "chunked": True, "transfer_encoding": b"chunked"},
+                 id="http10-chunked"),
+    pytest.param(head_lines("HTTP/1.1 200 OK"), {}, id="no-framing"),
+    pytest.param(head_lines("HTTP/1.1 200 OK", "Content-Length: 3, 3", "Content-Length: 3"),
+                 {"content_length": 3}, id="repeated-length"),
+    pytest.param(head_lines("HTTP/1.0 200 OK"), {"version": 10, "keep_alive": False},
+                 id="http10"),
+    pytest.param(head_lines("HTTP/1.0 200 OK", "Connection: keep-alive"),
+                 {"version": 10}, id="http10-keep-alive"),
+    pytest.param(head_lines("HTTP/1.1 204 No Content", "Connection: close"),
+                 {"status": 204, "reason": b"No Content", "keep_alive": False}, id="close"),
+    pytest.param(head_lines("HTTP/1.1 200"), {"reason": b""}, id="no-reason"),
+    pytest.param(head_lines("HTTP/1.1 200 "), {"reason": b""}, id="empty-reason"),
+    pytest.param(head_lines("HTTP/1.1 599 Odd\tReason \xe9"),
+                 {"status": 599, "reason": b"Odd\tReason \xe9"}, id="reason-characters"),
+    pytest.param(head_lines("HTTP/1.1 100 Continue"), {"status": 100, "reason": b"Continue"},
+                 id="100"),
+    pytest.param(head_lines("HTTP/1.1 101 Switching Protocols", "Connection: Upgrade",
+                            "Upgrade: websocket", "Sec-WebSocket-Accept: abc="),
+                 {"status": 101, "reason": b"Switching Protocols", "upgrade": b"websocket",
+                  "kept": b"Sec-WebSocket-Accept: abc=\r\n"}, id="101-upgrade"),
+    pytest.param(head_lines("HTTP/1.1 200 OK", "Connection: keep-alive, X-Internal",
+                            "Keep-Alive: timeout=5", "Proxy-Connection: keep-alive",
+                            "TE: trailers", "Trailer: Expires", "X-Internal: 1",
+                            "Host: backend", "X-Forwarded-For: 1.2.3.4", "Expect: 100-continue",
+                            "Content-Length: 1"),
+                 {"content_length": 1,
+                  "kept": b"Host: backend\r\nX-Forwarded-For: 1.2.3.4\r\n"
+                          b"Expect: 100-continue\r\n"}, id="hop-by-hop-removed"),
+    pytest.param(head_lines("HTTP/1.1 200 OK", "Connection: host", "Host: backend"),
+                 {"kept": b"Host: backend\r\n"}, id="host-not-listable"),
+]
+
+
+@pytest.mark.parametrize(("data", "changes"), VALID_RESPONSES)
+def test_valid_response(parser_impl: ModuleType, data: bytes, changes: dict[str, Any]) -> None:
+    expected = {**RESPONSE_DEFAULTS, **changes}
+    head = assert_head(parser_impl.ResponseParser(), parser_impl, data, expected)
+    assert head.header(b"content-type") == (b"text/plain" if b"Content-Type" in data else None)
+
+
+STATUS_OK = "HTTP/1.1 200 OK"
+
+MALFORMED_RESPONSES = [
+    pytest.param(head_lines("HTTP/1.1 20 OK"), "malformed status line", {}, id="two-digits"),
+    pytest.param(head_lines("HTTP/1.1 2000 OK"), "malformed status line", {}, id="four-digits"),
+    pytest.param(head_lines("HTTP/1.1 099 Low"), "malformed status line", {}, id="leading-zero"),
+    pytest.param(head_lines("HTTP/1.1 600 High"), "status code out of range", {},
+                 id="status-600"),
+    pytest.param(head_lines("HTTP/1.1 2x0 OK"), "malformed status line", {}, id="not-digits"),
+    pytest.param(head_lines("HTTP/1.1  200 OK"), "malformed status line", {}, id="two-spaces"),
+    pytest.param(head_lines("HTTP/1.1"), "malformed status line", {}, id="no-status"),
+    pytest.param(head_lines("HTTP/2 200 OK"), "malformed status line", {}, id="http2"),
+    pytest.param(head_lines("HTTP/1.2 200 OK"), "malformed status line", {}, id="http12"),
+    pytest.param(head_lines("ICY 200 OK"), "malformed status line", {}, id="not-http"),
+    pytest.param(head_lines("HTTP/1.1 200 O\x00K"), "invalid character in reason phrase", {},
+                 id="nul-in-reason"),
+    pytest.param(head_lines(STATUS_OK, "Content-Length: 1", "Transfer-Encoding: chunked"),
+                 "both Content-Length and Transfer-Encoding in response", {}, id="cl-and-te"),
+    pytest.param(head_lines(STATUS_OK, "Content-Length: 1", "Content-Length: 2"),
+                 "conflicting Content-Length values", {}, id="cl-conflict"),
+    pytest.param(head_lines(STATUS_OK, "Content-Length: one"), "invalid Content-Length", {},
+                 id="cl-invalid"),
+    pytest.param(head_lines(STATUS_OK, "Transfer-Encoding: chunked, chunked"),
+                 "chunked applied twice", {}, id="chunked-twice"),
+    pytest.param(head_lines(STATUS_OK, "Transfer-Encoding: ,"), "empty Transfer-Encoding", {},
+                 id="te-empty"),
+    pytest.param(head_lines(STATUS_OK, "Transfer-Encoding: gz/ip"), "invalid Transfer-Encoding",
+                 {}, id="te-invalid"),
+    pytest.param(b"HTTP/1.1 200 OK\nContent-Length: 1\n\n", "bare LF line ending", {},
+                 id="bare-lf"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nX-A: 1\r2\r\n\r\n", "bare CR in head", {}, id="bare-cr"),
+    pytest.param(head_lines(STATUS_OK, "X-A: 1", " folded"), "obsolete line folding in header",
+                 {}, id="obs-fold"),
+    pytest.param(head_lines(STATUS_OK, "X-A 1"), "header line without a name and colon", {},
+                 id="no-colon"),
+    pytest.param(head_lines(STATUS_OK, "X A: 1"), "invalid character in header name", {},
+                 id="bad-name"),
+    pytest.param(head_lines(STATUS_OK, "X-A: \x00"), "invalid character in header value", {},
+                 id="nul-in-value"),
+    pytest.param(head_lines(STATUS_OK, "X-A: 1", "X-B: 2"), "too many headers",
+                 {"max_headers": 1}, id="too-many-headers"),
+    pytest.param(head_lines(STATUS_OK, "X-A: " + "b" * 100), "response header section too large",
+                 {"max_header_bytes": 100}, id="header-section-too-large"),
+    pytest.param(head_lines("HTTP/1.1 200 " + "x" * 8180), "first line too long", {},
+                 id="status-line-too-long"),
+]
+
+
+@pytest.mark.parametrize(("data", "reason", "limits"), MALFORMED_RESPONSES)
+def test_malformed_response(parser_impl: ModuleType, data: bytes, reason: str,
+                            limits: dict[str, int]) -> None:
+    assert_error(parser_impl.ResponseParser(**limits), parser_impl, data, 502, reason)
+
+
+def test_status_line_at_the_limit(parser_impl: ModuleType) -> None:
+    line = "HTTP/1.1 200 " + "x" * 8179
+    assert len(line) == 8192
+    data = head_lines(line)
+    assert_head(parser_impl.ResponseParser(), parser_impl, data,
+                {**RESPONSE_DEFAULTS, "reason": line[13:].encode()})
+
+
+# --------------------------------------------------------------------------------------------
+# chunked bodies
+
+VALID_CHUNKED = [
+    pytest.param(b"5\r\nhello\r\n0\r\n\r\n", id="one-chunk"),
+    pytest.param(b"0\r\n\r\n", id="empty-body"),
+    pytest.param(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", id="two-chunks"),
+    pytest.param(b"a\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n", id="hex-case"),
+    pytest.param(b"0005\r\nhello\r\n000\r\n\r\n", id="leading-zeros"),
+    pytest.param(b"5;name=value;flag\r\nhello\r\n0;last\r\n\r\n", id="extensions"),
+    pytest.param(b"5;q=\"a b\"\t\r\nhello\r\n0\r\n\r\n", id="extension-quoted"),
+    pytest.param(b"5\r\nhello\r\n0\r\nExpires: never\r\nX-Sum: 1\r\n\r\n", id="trailers"),
+    pytest.param(b"0\r\nX-Empty:\r\nX-B:a:b\t\xe9\r\n\r\n", id="trailer-values"),
+    pytest.param(b"3\r\n\r\n\r\r\n0\r\n\r\n", id="crlf-inside-data"),
+    pytest.param(b"10\r\n" + bytes(range(16)) + b"\r\n0\r\n\r\n", id="binary-data"),
+]
+
+
+def feed_pieces(reader: Any, pieces: list[bytes]) -> list[int]:
+    return [reader.feed(piece) for piece in pieces]
+
+
+@pytest.mark.parametrize("body", VALID_CHUNKED)
+def test_chunked_valid(parser_impl: ModuleType, body: bytes) -> None:
+    after = b"GET /next HTTP/1.1\r\n"
+    whole = parser_impl.ChunkedReader()
+    assert whole.feed(body + after) == len(body)
+    assert whole.done
+    # two pieces, split at every byte
+    for split in range(len(body) + 1):
+        reader = parser_impl.ChunkedReader()
+        first = reader.feed(body[:split])
+        if split < len(body):
+            assert first == -1 and not reader.done, split
+            assert reader.feed(body[split:] + after) == len(body) - split
+        else:
+            assert first == len(body)
+        assert reader.done
+    # byte by byte, and from an offset into a larger buffer
+    reader = parser_impl.ChunkedReader()
+    results = feed_pieces(reader, [body[i:i + 1] for i in range(len(body))])
+    assert results == [-1] * (len(body) - 1) + [1]
+    head = b"POST / HTTP/1.1\r\n\r\n"
+    reader = parser_impl.ChunkedReader()
+    assert reader.feed(head + body + after, len(head)) == len(head) + len(body)
+    assert reader.feed(bytearray(b"")) == -1  # nothing more to read is not an error
+    reader = parser_impl.ChunkedReader()
+    assert reader.feed(memoryview(bytearray(body))) == len(body)
+
+
+def test_chunked_large_chunk_skips_data(parser_impl: ModuleType) -> None:
+    reader = parser_impl.ChunkedReader()
+    assert reader.feed(b"100000\r\n") == -1
+    data = b"x" * 0x40000
+    for _ in range(4):
+        assert reader.feed(data) == -1
+    assert reader.feed(b"\r\n0\r\n\r\n") == 7
+    assert reader.done
+
+
+def test_chunked_start_past_the_end(parser_impl: ModuleType) -> None:
+    reader = parser_impl.ChunkedReader()
+    assert reader.feed(b"0\r\n", 3) == -1
+    assert reader.feed(b"0\r\n", 10) == -1
+    with pytest.raises(ValueError):
+        reader.feed(b"0\r\n", -1)
+
+
+MALFORMED_CHUNKED = [
+    pytest.param(b"g\r\n", "invalid chunk size", id="non-hex"),
+    pytest.param(b"\r\n", "invalid chunk size", id="empty-size"),
+    pytest.param(b";ext\r\n", "invalid chunk size", id="extension-without-size"),
+    pytest.param(b"-1\r\n", "invalid chunk size", id="negative"),
+    pytest.param(b"0x5\r\n", "invalid chunk size", id="hex-prefix"),
+    pytest.param(b"5 \r\nhello\r\n", "invalid chunk size", id="space-after-size"),
+    pytest.param(b" 5\r\nhello\r\n", "invalid chunk size", id="space-before-size"),
+    pytest.param(b"5\nhello\r\n", "invalid chunk size", id="bare-lf-after-size"),
+    pytest.param(b"5\r\rhello\r\n", "invalid chunk size line ending", id="cr-cr"),
+    pytest.param(b"5;a\nhello", "invalid character in chunk extension", id="bare-lf-in-ext"),
+    pytest.param(b"5;a\x00\r\nhello", "invalid character in chunk extension", id="nul-in-ext"),
+    pytest.param(b"5;" + b"e" * 4100 + b"\r\n", "chunk extension too long", id="ext-too-long"),
+    pytest.param(b"1000000000000000\r\n", "chunk size too large", id="sixteen-digits"),
+    pytest.param(b"5\r\nhelloX\r\n0\r\n\r\n", "chunk data longer than its size",
+                 id="data-too-long"),
+    pytest.param(b"5\r\nhello\n0\r\n\r\n", "chunk data longer than its size",
+                 id="bare-lf-after-data"),
+    pytest.param(b"5\r\nhello\r0\r\n\r\n", "chunk data not followed by CRLF",
+                 id="bare-cr-after-data"),
+    pytest.param(b"0\r\nX-A: 1\n\r\n", "invalid character in chunked trailer",
+                 id="bare-lf-in-trailer"),
+    pytest.param(b"0\r\nX-A: \x01\r\n\r\n", "invalid character in chunked trailer",
+                 id="control-in-trailer"),
+    pytest.param(b"0\r\nX-A: 1\rX\r\n\r\n", "bare CR in chunked trailer",
+                 id="bare-cr-in-trailer"),
+    pytest.param(b"0\r\n" + b"X-A: aaaaaaaaaaa\r\n" * 2000 + b"\r\n", "chunked trailer too large",
+                 id="trailer-too-large"),
+    pytest.param(b"0\r\nno colon\r\n\r\n", "invalid chunked trailer field name",
+                 id="trailer-space-in-name"),
+    pytest.param(b"0\r\nnocolon\r\n\r\n", "chunked trailer line without a colon",
+                 id="trailer-without-colon"),
+    pytest.param(b"0\r\n: value\r\n\r\n", "invalid chunked trailer field name",
+                 id="trailer-empty-name"),
+    pytest.param(b"0\r\nX-A : 1\r\n\r\n", "invalid chunked trailer field name",
+                 id="trailer-space-before-colon"),
+    pytest.param(b"0\r\nX-A: 1\r\n folded\r\n\r\n", "invalid chunked trailer field name",
+                 id="trailer-obs-fold"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), MALFORMED_CHUNKED)
+def test_chunked_malformed(parser_impl: ModuleType, body: bytes, reason: str) -> None:
+    splits = range(len(body) + 1) if len(body) < 200 else [0, 1, len(body) // 2, len(body)]
+    for split in splits:
+        reader = parser_impl.ChunkedReader()
+        with pytest.raises(parser_impl.ParseError) as info:
+            reader.feed(body[:split])
+            reader.feed(body[split:])
+        assert (info.value.status, info.value.reason) == (400, reason), split
+
+
+def test_chunked_data_after_the_end(parser_impl: ModuleType) -> None:
+    reader = parser_impl.ChunkedReader()
+    assert reader.feed(b"0\r\n\r\n") == 5
+    assert reader.feed(b"") == -1
+    with pytest.raises(parser_impl.ParseError) as info:
+        reader.feed(b"x")
+    assert info.value.reason == "data after the end of a chunked body"
+
+
+# --------------------------------------------------------------------------------------------
+# the API both implementations share
+
+
+def test_parse_error(parser_impl: ModuleType) -> None:
+    exc = parser_impl.ParseError(431, "too many headers")
+    assert isinstance(exc, Exception)
+    assert (exc.status, exc.reason, exc.args) == (431, "too many headers", (431, "too many headers"))
+    assert str(exc) == "431: too many headers"
+
+
+def test_limits_are_attributes(parser_impl: ModuleType) -> None:
+    parser = parser_impl.RequestParser(1, 2, 3)
+    assert (parser.max_request_line, parser.max_header_bytes, parser.max_headers) == (1, 2, 3)
+    defaults = parser_impl.RequestParser()
+    assert (defaults.max_request_line, defaults.max_header_bytes, defaults.max_headers) == (
+        8192, 32768, 100)
+    response = parser_impl.ResponseParser()
+    assert (response.max_header_bytes, response.max_headers) == (65536, 200)
+
+
+def test_any_buffer_is_accepted(parser_impl: ModuleType) -> None:
+    request = head_lines("GET /a HTTP/1.1", "Host: h")
+    response = head_lines("HTTP/1.1 200 OK", "Content-Length: 0")
+    body = b"1\r\nx\r\n0\r\n\r\n"
+
+    def strided(data: bytes) -> memoryview:  # a view that is not contiguous
+        return memoryview(bytes(b for c in data for b in (c, 0)))[::2]
+
+    assert parser_impl.RequestParser().parse(strided(request)).raw == request
+    assert parser_impl.ResponseParser().parse(strided(response)).raw == response
+    assert parser_impl.ChunkedReader().feed(strided(body)) == len(body)
+    assert parser_impl.ChunkedReader().feed(bytearray(body), 0) == len(body)
+
+
+def test_parse_rejects_text(parser_impl: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        parser_impl.RequestParser().parse("GET / HTTP/1.1\r\n\r\n")
