@@ -8,13 +8,17 @@ import sys
 from . import __version__
 
 
+CONFIG_HELP = "configuration file (.yaml, .toml or .json)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastgw", description="HTTP/1.1 reverse proxy and API gateway")
+    parser = argparse.ArgumentParser(
+        prog="fastgw", description="HTTP/1.1 reverse proxy and API gateway")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway")
-    run.add_argument("-c", "--config", required=True, help="configuration file (.yaml, .toml or .json)")
+    run.add_argument("-c", "--config", required=True, help=CONFIG_HELP)
     check = commands.add_parser("check", help="validate a configuration file and summarize it")
-    check.add_argument("-c", "--config", required=True, help="configuration file (.yaml, .toml or .json)")
+    check.add_argument("-c", "--config", required=True, help=CONFIG_HELP)
     commands.add_parser("version", help="print the version")
     return parser
 

@@ -24,9 +24,7 @@ class CompiledRoute:
             return False
         if self.path is not None and self.path != path:
             return False
-        if self.path_prefix is not None and not path.startswith(self.path_prefix):
-            return False
-        return True
+        return self.path_prefix is None or path.startswith(self.path_prefix)
 
 
 def _request_host(host: bytes) -> bytes:

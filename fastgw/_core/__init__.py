@@ -23,4 +23,6 @@ else:
         IMPLEMENTATION = "pure"
         WHY = f"compiled extension unavailable ({exc})"
 
-__all__ = ["ChunkedReader", "ParseError", "RequestParser", "ResponseParser", "IMPLEMENTATION", "WHY"]
+__all__ = [
+    "IMPLEMENTATION", "WHY", "ChunkedReader", "ParseError", "RequestParser", "ResponseParser",
+]

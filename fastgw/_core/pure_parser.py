@@ -275,7 +275,7 @@ class RequestParser:
         path = target
         if target[:1] != b"/":
             lower = target[:8].lower()
-            if lower.startswith(b"http://") or lower.startswith(b"https://"):
+            if lower.startswith((b"http://", b"https://")):
                 rest = target[target.index(b"//") + 2 :]
                 cut = len(rest)
                 for sep in (b"/", b"?", b"#"):

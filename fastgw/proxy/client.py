@@ -259,7 +259,6 @@ class ClientConnection(asyncio.Protocol):
 
     def _dispatch(self, body: bytes, consumed: int, complete: bool) -> None:
         """Send the request (head and the body received so far) to a target of the route."""
-        gw = self.gw
         head = self.head
         self.buf = self.buf[consumed:]
         self.phase = PROXYING
@@ -307,7 +306,7 @@ class ClientConnection(asyncio.Protocol):
                                           target.port),
                 gw.connect_timeout,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("upstream %s: connect timed out", target.address)
             self.upstream_failed(502, f"connecting to upstream {target.address} timed out")
             return
@@ -417,7 +416,7 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = 0.0
         if phase == IDLE:
             self._close()
-        elif phase == HEAD or phase == BODY:
+        elif phase in (HEAD, BODY):
             self._reject(408, "request not received in time")
         elif phase == PROXYING:
             upstream = self.upstream
