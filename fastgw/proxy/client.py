@@ -338,13 +338,18 @@ class ClientConnection(asyncio.Protocol):
     # -- called by the upstream side ---------------------------------------------------------
 
     def response_head(self, rhead, no_body: bool, close_delimited: bool) -> bytes:
-        """The response head to send to this client, and whether to close after it."""
+        """The response head to send to this client, and whether to close after it.
+
+        ``close_delimited``: the client's copy of the body ends when the connection closes
+        (the upstream's did, or a chunked body is decoded for an HTTP/1.0 client)."""
         self.response_started = True
         head = self.head
         close = (self.close_after or close_delimited or self.gw.closing
                  or not self.request_sent or (self.eof and not self.buf))
         self.close_after = close
-        if rhead.chunked or (rhead.transfer_encoding is not None and not no_body):
+        if head.version == 10 and rhead.transfer_encoding is not None:
+            framing = b""  # HTTP/1.0 has no Transfer-Encoding: the body ends at the close
+        elif rhead.chunked or (rhead.transfer_encoding is not None and not no_body):
             framing = b"Transfer-Encoding: " + rhead.transfer_encoding + b"\r\n"
         elif rhead.content_length >= 0:
             framing = b"Content-Length: %d\r\n" % rhead.content_length

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from .._core import ChunkedReader, ParseError
+from .dechunk import ChunkedDecoder
 
 log = logging.getLogger("fastgw.upstream")
 
@@ -31,7 +32,7 @@ UNTIL_CLOSE = 3
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "gw", "target", "transport", "client", "phase", "rbuf", "rhead", "kind", "remaining",
-        "chunks", "reused", "got_bytes", "reading_paused", "eof",
+        "chunks", "dechunk", "reused", "got_bytes", "reading_paused", "eof",
     )
 
     def __init__(self, gw, target) -> None:
@@ -45,6 +46,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.kind = NO_BODY
         self.remaining = 0
         self.chunks = None
+        self.dechunk = None  # a ChunkedDecoder when the client speaks HTTP/1.0
         self.reused = False
         self.got_bytes = False
         self.reading_paused = False
@@ -172,6 +174,7 @@ class UpstreamConnection(asyncio.Protocol):
         elif rhead.chunked:
             kind = CHUNKED
             self.chunks = ChunkedReader()
+            self.dechunk = ChunkedDecoder() if client.head.version == 10 else None
         elif rhead.content_length >= 0:
             kind = LENGTH
             self.remaining = rhead.content_length
@@ -179,7 +182,8 @@ class UpstreamConnection(asyncio.Protocol):
             kind = UNTIL_CLOSE
         self.kind = kind
         self.phase = BODY
-        head = client.response_head(rhead, kind == NO_BODY, kind == UNTIL_CLOSE)
+        head = client.response_head(rhead, kind == NO_BODY,
+                                    kind == UNTIL_CLOSE or self.dechunk is not None)
         client.deadline = self.gw.now + self.gw.read_timeout
         if kind == NO_BODY:
             client.transport.write(head)
@@ -221,12 +225,17 @@ class UpstreamConnection(asyncio.Protocol):
                 client.transport.write(head)
                 self._broken(f"bad chunked framing: {exc.reason}")
                 return
+            if end >= 0:
+                extra = end < len(data)
+                data = data[:end]
+            if self.dechunk is not None:
+                data = self.dechunk.decode(data)
             if end < 0:
                 client.deadline = self.gw.now + self.gw.read_timeout
                 client.transport.write(head + data if head else data)
                 return
-            client.transport.write(head + data[:end] if head else data[:end])
-            if end < len(data):
+            client.transport.write(head + data if head else data)
+            if extra:
                 self._broken("bytes after the end of a chunked response")
             else:
                 self._done()
@@ -243,6 +252,7 @@ class UpstreamConnection(asyncio.Protocol):
                 and not self.transport.is_closing())
         self.phase = IDLE
         self.chunks = None
+        self.dechunk = None
         self.rhead = None
         if self.reading_paused:
             self.reading_paused = False

@@ -98,14 +98,20 @@ class Shared:
         return Client(self.port, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
+# The tests on the shared gateway run once per parser implementation: the compiled extension
+# (which must be built: the log must say so) and the pure-Python twin (FASTGW_PURE=1).
+PARSERS = {"compiled": {}, "pure": {"FASTGW_PURE": "1"}}
+
+
+@pytest.fixture(scope="module", params=sorted(PARSERS))
 def _shared_module(tmp_path_factory, request):
     overrides = getattr(request.module, "GATEWAY_OVERRIDES", {})
     server = Backend().start()
     gw = Gateway(make_config(server.address, free_port(), **overrides),
-                 tmp_path_factory.mktemp("shared"))
+                 tmp_path_factory.mktemp("shared"), env=PARSERS[request.param])
     try:
         gw.start()
+        assert f"parser: {request.param}" in gw.log(), gw.log_tail()
         yield Shared(server, gw)
     finally:
         gw.stop()

@@ -248,6 +248,22 @@ def test_chunked_response(gateway, backend):
     assert backend.connections_accepted == 1, backend.summary()
 
 
+def test_chunked_response_to_http10_client_is_decoded(gateway, backend):
+    """HTTP/1.0 has no Transfer-Encoding: the body is decoded and ends at the close."""
+    with Client(gateway.port) as c:
+        c.send(b"GET /chunked/300000 HTTP/1.0\r\nHost: old.example\r\n\r\n")
+        resp = c.read_response()
+        assert resp.status == 200, resp
+        assert resp.framing == "close", resp
+        assert resp.header("Transfer-Encoding") is None
+        assert resp.body == pattern_bytes(300000)
+        c.assert_closed(timeout=5)
+    # the upstream's response was complete and well framed: its connection is reused
+    with Client(gateway.port) as c:
+        assert c.request("GET", "/after").body == b"GET /after"
+    assert backend.connections_accepted == 1, backend.summary()
+
+
 def test_empty_chunked_response(gateway):
     with Client(gateway.port) as c:
         resp = c.request("GET", "/chunked/0")

@@ -89,8 +89,10 @@ def _reset_peak(pid: int) -> bool:
 
 
 class Gateway:
-    def __init__(self, config: dict, workdir: Path, name: str = "gateway") -> None:
+    def __init__(self, config: dict, workdir: Path, name: str = "gateway",
+                 env: dict[str, str] | None = None) -> None:
         self.config = copy.deepcopy(config)
+        self.env = {**os.environ, **(env or {})}
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / f"{name}.yaml"
@@ -121,7 +123,7 @@ class Gateway:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastgw", "run", "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file,
-            cwd=self.workdir,
+            cwd=self.workdir, env=self.env,
         )
         marker = f"listening on {self.address}"
 
