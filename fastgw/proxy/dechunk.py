@@ -44,8 +44,6 @@ class ChunkedDecoder:
                 size = int(line.split(b";", 1)[0].strip(b"\r"), 16)
                 self.remaining = size
                 self.state = _DATA if size else _TRAILER
-            elif state == _DATA_END:
-                self.state = _SIZE
-            elif line.strip(b"\r") == b"":  # _TRAILER: an empty line ends the body
-                self.state = _SIZE
+            elif state == _DATA_END or line.strip(b"\r") == b"":
+                self.state = _SIZE  # after a chunk's data, or the empty line after trailers
         return b"".join(out)
