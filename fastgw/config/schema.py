@@ -115,7 +115,7 @@ class Target(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True
 class Keepalive(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Idle upstream connections kept per target for reuse."""
 
-    max_idle: NonNegative = 32
+    max_idle: NonNegative = 1024
     idle_timeout: Duration = 60.0
 
     def __post_init__(self) -> None:

@@ -102,7 +102,7 @@ def test_defaults() -> None:
     ) == (8192, 32768, 100, 64 * 1024 * 1024, 64 * 1024)
     assert all(type(getattr(lim, name)) is int for name in lim.__struct_fields__)
     upstream = config.upstreams["app"]
-    assert upstream.keepalive.max_idle == 32
+    assert upstream.keepalive.max_idle == 1024
     assert type(upstream.keepalive.idle_timeout) is float
     assert upstream.keepalive.idle_timeout == 60.0
     target = upstream.targets[0]
