@@ -691,6 +691,38 @@ cdef inline Py_ssize_t _capacity(Py_ssize_t max_headers, Py_ssize_t n) noexcept:
     return most if max_headers >= most else max_headers + 1
 
 
+
+# ---------------------------------------------------------------------------------------------
+# building forwarded heads: one allocation, then copies
+
+cdef inline Py_ssize_t _ndigits(long long v) noexcept:
+    cdef Py_ssize_t n = 1
+    while v >= 10:
+        v //= 10
+        n += 1
+    return n
+
+
+cdef inline char *_put(char *w, const char *s, Py_ssize_t n) noexcept:
+    memcpy(w, s, n)
+    return w + n
+
+
+cdef inline char *_put_bytes(char *w, bytes b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    memcpy(w, PyBytes_AS_STRING(b), n)
+    return w + n
+
+
+cdef inline char *_put_int(char *w, long long v, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i = n
+    while i > 0:
+        i -= 1
+        w[i] = <char>(48 + v % 10)
+        v //= 10
+    return w + n
+
+
 # ---------------------------------------------------------------------------------------------
 # requests
 
@@ -716,6 +748,57 @@ cdef class RequestHead:
     def header(self, name):
         """First value of header ``name`` (case-insensitive), for routing; None if absent."""
         return _find_header(self.raw, name)
+
+    def forward(self, bytes tail not None, bytes host not None):
+        """The head to send upstream, in one piece: request line, Host, the kept lines,
+        framing, Upgrade when upgrading, X-Forwarded-For (received values, then ``tail``, which
+        starts with the client address and ends with "X-Forwarded-Host: "), then ``host``."""
+        cdef Py_ssize_t digits = 0
+        cdef Py_ssize_t total = (PyBytes_GET_SIZE(self.method) + PyBytes_GET_SIZE(self.path)
+                                 + 2 * PyBytes_GET_SIZE(host) + PyBytes_GET_SIZE(self.kept)
+                                 + PyBytes_GET_SIZE(tail) + 41)
+        # 41 = len(" ") + len(" HTTP/1.1\r\nHost: ") + len("\r\n")
+        #      + len("X-Forwarded-For: ") + len("\r\n\r\n")
+        if self.chunked:
+            total += PyBytes_GET_SIZE(self.transfer_encoding) + 21
+        elif self.content_length >= 0:
+            digits = _ndigits(self.content_length)
+            total += digits + 18
+        if self.upgrade is not None:
+            total += PyBytes_GET_SIZE(self.upgrade) + 32
+        if self.x_forwarded_for is not None:
+            total += PyBytes_GET_SIZE(self.x_forwarded_for) + 2
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+        cdef char *start = PyBytes_AS_STRING(out)
+        cdef char *w = start
+        w = _put_bytes(w, self.method)
+        w = _put(w, " ", 1)
+        w = _put_bytes(w, self.path)
+        w = _put(w, " HTTP/1.1\r\nHost: ", 17)
+        w = _put_bytes(w, host)
+        w = _put(w, "\r\n", 2)
+        w = _put_bytes(w, self.kept)
+        if self.chunked:
+            w = _put(w, "Transfer-Encoding: ", 19)
+            w = _put_bytes(w, self.transfer_encoding)
+            w = _put(w, "\r\n", 2)
+        elif self.content_length >= 0:
+            w = _put(w, "Content-Length: ", 16)
+            w = _put_int(w, self.content_length, digits)
+            w = _put(w, "\r\n", 2)
+        if self.upgrade is not None:
+            w = _put(w, "Connection: upgrade\r\nUpgrade: ", 30)
+            w = _put_bytes(w, self.upgrade)
+            w = _put(w, "\r\n", 2)
+        w = _put(w, "X-Forwarded-For: ", 17)
+        if self.x_forwarded_for is not None:
+            w = _put_bytes(w, self.x_forwarded_for)
+            w = _put(w, ", ", 2)
+        w = _put_bytes(w, tail)
+        w = _put_bytes(w, host)
+        w = _put(w, "\r\n\r\n", 4)
+        assert w - start == total
+        return out
 
 
 cdef class RequestParser:
@@ -929,6 +1012,46 @@ cdef class ResponseHead:
     def header(self, name):
         """First value of header ``name`` (case-insensitive); None if absent."""
         return _find_header(self.raw, name)
+
+    def forward(self, bytes extra not None, bint te_allowed, bint no_body):
+        """The head to send the client: status line (as HTTP/1.1), the kept lines, framing,
+        then ``extra`` (e.g. a Connection line). ``te_allowed`` is False for HTTP/1.0 clients,
+        which are never sent Transfer-Encoding."""
+        cdef Py_ssize_t digits = 0
+        cdef int framing = 0  # 1: Transfer-Encoding, 2: Content-Length
+        cdef Py_ssize_t total = (PyBytes_GET_SIZE(self.reason) + PyBytes_GET_SIZE(self.kept)
+                                 + PyBytes_GET_SIZE(extra) + 17)
+        # 17 = len("HTTP/1.1 ") + 3 digits + len(" ") + len("\r\n") + len("\r\n")
+        if self.transfer_encoding is not None and not te_allowed:
+            framing = 0
+        elif self.chunked or (self.transfer_encoding is not None and not no_body):
+            framing = 1
+            total += PyBytes_GET_SIZE(self.transfer_encoding) + 21
+        elif self.content_length >= 0:
+            framing = 2
+            digits = _ndigits(self.content_length)
+            total += digits + 18
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+        cdef char *start = PyBytes_AS_STRING(out)
+        cdef char *w = start
+        w = _put(w, "HTTP/1.1 ", 9)
+        w = _put_int(w, self.status, 3)
+        w = _put(w, " ", 1)
+        w = _put_bytes(w, self.reason)
+        w = _put(w, "\r\n", 2)
+        w = _put_bytes(w, self.kept)
+        if framing == 1:
+            w = _put(w, "Transfer-Encoding: ", 19)
+            w = _put_bytes(w, self.transfer_encoding)
+            w = _put(w, "\r\n", 2)
+        elif framing == 2:
+            w = _put(w, "Content-Length: ", 16)
+            w = _put_int(w, self.content_length, digits)
+            w = _put(w, "\r\n", 2)
+        w = _put_bytes(w, extra)
+        w = _put(w, "\r\n", 2)
+        assert w - start == total
+        return out
 
 
 cdef class ResponseParser:

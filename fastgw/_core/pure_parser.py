@@ -71,6 +71,25 @@ class RequestHead:
         """First value of header ``name`` (case-insensitive), for routing; None if absent."""
         return _find_header(self.raw, name)
 
+    def forward(self, tail: bytes, host: bytes) -> bytes:
+        """The head to send upstream, in one piece: request line, Host, the kept lines,
+        framing, Upgrade when upgrading, X-Forwarded-For (received values, then ``tail``, which
+        starts with the client address and ends with "X-Forwarded-Host: "), then ``host``."""
+        if self.chunked:
+            framing = b"Transfer-Encoding: " + self.transfer_encoding + b"\r\n"
+        elif self.content_length >= 0:
+            framing = b"Content-Length: %d\r\n" % self.content_length
+        else:
+            framing = b""
+        if self.upgrade is not None:
+            framing += b"Connection: upgrade\r\nUpgrade: " + self.upgrade + b"\r\n"
+        xff = self.x_forwarded_for
+        return b"".join((
+            self.method, b" ", self.path, b" HTTP/1.1\r\nHost: ", host, b"\r\n", self.kept,
+            framing, b"X-Forwarded-For: ", xff + b", " if xff is not None else b"", tail, host,
+            b"\r\n\r\n",
+        ))
+
 
 class ResponseHead:
     """A parsed response head. ``kept`` holds the header lines forwarded unchanged."""
@@ -82,6 +101,22 @@ class ResponseHead:
 
     def header(self, name: bytes) -> bytes | None:
         return _find_header(self.raw, name)
+
+    def forward(self, extra: bytes, te_allowed: bool, no_body: bool) -> bytes:
+        """The head to send the client: status line (as HTTP/1.1), the kept lines, framing,
+        then ``extra`` (e.g. a Connection line). ``te_allowed`` is False for HTTP/1.0 clients,
+        which are never sent Transfer-Encoding."""
+        te = self.transfer_encoding
+        if te is not None and not te_allowed:
+            framing = b""
+        elif self.chunked or (te is not None and not no_body):
+            framing = b"Transfer-Encoding: " + te + b"\r\n"
+        elif self.content_length >= 0:
+            framing = b"Content-Length: %d\r\n" % self.content_length
+        else:
+            framing = b""
+        return b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (
+            self.status, self.reason, self.kept, framing, extra)
 
 
 def _find_header(raw: bytes, name: bytes) -> bytes | None:

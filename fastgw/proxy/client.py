@@ -269,21 +269,9 @@ class ClientConnection(asyncio.Protocol):
         if target is None:
             self._reject_after_head(503, f"upstream {self.group.name} has no target available")
             return
-        if head.chunked:
-            framing = b"Transfer-Encoding: " + head.transfer_encoding + b"\r\n"
-        elif head.content_length >= 0:
-            framing = b"Content-Length: %d\r\n" % head.content_length
-        else:
-            framing = b""
-        if head.upgrade is not None:
-            framing += b"Connection: upgrade\r\nUpgrade: " + head.upgrade + b"\r\n"
-        host = head.host or target.address.encode()
-        xff = head.x_forwarded_for
-        request = b"".join((
-            head.method, b" ", head.path, b" HTTP/1.1\r\nHost: ", host, b"\r\n", head.kept,
-            framing, b"X-Forwarded-For: ", xff + b", " if xff else b"", self.xff_tail, host,
-            b"\r\n\r\n", body,
-        ))
+        request = head.forward(self.xff_tail, head.host or target.address_bytes)
+        if body:
+            request += body
         # only a request held whole can be replayed on a fresh connection
         self.request = request if complete else None
         conn = target.pool.acquire()
@@ -347,19 +335,14 @@ class ClientConnection(asyncio.Protocol):
         close = (self.close_after or close_delimited or self.gw.closing
                  or not self.request_sent or (self.eof and not self.buf))
         self.close_after = close
-        if head.version == 10 and rhead.transfer_encoding is not None:
-            framing = b""  # HTTP/1.0 has no Transfer-Encoding: the body ends at the close
-        elif rhead.chunked or (rhead.transfer_encoding is not None and not no_body):
-            framing = b"Transfer-Encoding: " + rhead.transfer_encoding + b"\r\n"
-        elif rhead.content_length >= 0:
-            framing = b"Content-Length: %d\r\n" % rhead.content_length
-        else:
-            framing = b""
         if close:
-            framing += b"Connection: close\r\n"
+            extra = b"Connection: close\r\n"
         elif head.version == 10:
-            framing += b"Connection: keep-alive\r\n"
-        return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (rhead.status, rhead.reason, rhead.kept, framing)
+            extra = b"Connection: keep-alive\r\n"
+        else:
+            extra = b""
+        # HTTP/1.0 has no Transfer-Encoding: a 1.0 client's body ends at the close
+        return rhead.forward(extra, head.version == 11, no_body)
 
     def start_tunnel(self, rhead) -> bytes:
         """Switch to a byte tunnel after a 101; returns the head to send to the client."""

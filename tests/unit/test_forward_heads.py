@@ -1,0 +1,115 @@
+"""The heads fastgw writes: ``RequestHead.forward`` (upstream) and ``ResponseHead.forward``
+(client), exactly, for both parser implementations; and the two agree on many heads."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+TAIL = b"10.1.2.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "
+
+
+def request(parser_impl, data: bytes):
+    head = parser_impl.RequestParser().parse(data)
+    assert head is not None
+    return head
+
+
+def response(parser_impl, data: bytes):
+    head = parser_impl.ResponseParser().parse(data)
+    assert head is not None
+    return head
+
+
+def test_get_forwarded(parser_impl):
+    head = request(parser_impl, b"GET /a?b=1 HTTP/1.1\r\nHost: ex.com\r\nAccept: */*\r\n"
+                                b"Connection: keep-alive, X-Drop\r\nX-Drop: 1\r\nX-Keep: 2\r\n\r\n")
+    assert head.forward(TAIL, head.host) == (
+        b"GET /a?b=1 HTTP/1.1\r\nHost: ex.com\r\nAccept: */*\r\nX-Keep: 2\r\n"
+        b"X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ex.com\r\n\r\n")
+
+
+def test_framing_and_xff_appended(parser_impl):
+    head = request(parser_impl, b"POST /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
+                                b"Content-Length: 0012, 12\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n")
+    assert head.forward(TAIL, b"h") == (
+        b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n"
+        b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.1.2.3\r\nX-Forwarded-Proto: http\r\n"
+        b"X-Forwarded-Host: h\r\n\r\n")
+
+
+def test_chunked_and_upgrade(parser_impl):
+    head = request(parser_impl, b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                                b"Connection: Upgrade\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert head.forward(TAIL, b"h") == (
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: upgrade\r\nUpgrade: websocket\r\n"
+        b"X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n")
+
+
+def test_http10_without_host_uses_the_given_host(parser_impl):
+    head = request(parser_impl, b"GET / HTTP/1.0\r\n\r\n")
+    assert head.forward(b"ip\r\n", b"127.0.0.1:9001").startswith(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n")
+
+
+RESP = (b"HTTP/1.0 404 Not Here\r\nServer: s\r\nConnection: keep-alive\r\n"
+        b"Content-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("extra", "te_allowed", "no_body", "expected"),
+    [
+        (b"", True, False, b"HTTP/1.1 404 Not Here\r\nServer: s\r\nContent-Length: 5\r\n\r\n"),
+        (b"Connection: close\r\n", True, True,
+         b"HTTP/1.1 404 Not Here\r\nServer: s\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"),
+    ],
+)
+def test_response_forwarded(parser_impl, extra, te_allowed, no_body, expected):
+    assert response(parser_impl, RESP).forward(extra, te_allowed, no_body) == expected
+
+
+def test_chunked_response_not_sent_to_http10(parser_impl):
+    head = response(parser_impl, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert head.forward(b"", True, False) == (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert head.forward(b"Connection: close\r\n", False, False) == (
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+
+
+def test_no_framing_and_empty_reason(parser_impl):
+    head = response(parser_impl, b"HTTP/1.1 204 \r\nX: y\r\n\r\n")
+    assert head.forward(b"", True, True) == b"HTTP/1.1 204 \r\nX: y\r\n\r\n"
+
+
+token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
+value = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 ,;=/.", max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fields=st.lists(st.tuples(token, value), max_size=8),
+    length=st.one_of(st.none(), st.integers(0, 10**12)),
+    xff=st.one_of(st.none(), st.just("9.9.9.9")),
+    tail=st.binary(max_size=40),
+)
+def test_compiled_and_pure_forward_the_same(compiled_parser, fields, length, xff, tail):
+    from fastgw._core import pure_parser
+
+    lines = [f"{n}: {v}" for n, v in fields if n.lower() not in
+             ("host", "content-length", "transfer-encoding", "connection", "expect")]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if xff:
+        lines.append(f"X-Forwarded-For: {xff}")
+    data = ("PUT /x HTTP/1.1\r\nHost: h\r\n" + "".join(f"{x}\r\n" for x in lines) + "\r\n").encode()
+    a = compiled_parser.RequestParser().parse(data)
+    b = pure_parser.RequestParser().parse(data)
+    assert a.forward(tail, b"h") == b.forward(tail, b"h")
+    resp = ("HTTP/1.1 200 OK\r\n" + "".join(f"{x}\r\n" for x in lines) + "\r\n").encode()
+    a = compiled_parser.ResponseParser().parse(resp)
+    b = pure_parser.ResponseParser().parse(resp)
+    for te_allowed in (True, False):
+        for no_body in (True, False):
+            assert a.forward(tail, te_allowed, no_body) == b.forward(tail, te_allowed, no_body)
