@@ -31,7 +31,7 @@ UNTIL_CLOSE = 3
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
-        "gw", "target", "transport", "client", "phase", "rbuf", "rhead", "kind", "remaining",
+        "gw", "target", "transport", "client", "phase", "rbuf", "keep_alive", "kind", "remaining",
         "chunks", "dechunk", "reused", "got_bytes", "reading_paused", "eof",
     )
 
@@ -42,7 +42,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.client = None
         self.phase = IDLE
         self.rbuf = b""
-        self.rhead = None
+        self.keep_alive = False  # the response in progress allows reusing the connection
         self.kind = NO_BODY
         self.remaining = 0
         self.chunks = None
@@ -168,7 +168,7 @@ class UpstreamConnection(asyncio.Protocol):
                 return
             self._fail(502, "upstream switched protocols without being asked to")
             return
-        self.rhead = rhead
+        self.keep_alive = rhead.keep_alive
         if status == 204 or status == 304 or client.head.method == b"HEAD":
             kind = NO_BODY
         elif rhead.chunked:
@@ -192,10 +192,13 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 self._done()
             return
+        if kind == LENGTH and len(body) == self.remaining:  # the common case: all here
+            self.remaining = 0
+            client.transport.write(head + body if body else head)
+            self._done()
+            return
         if not body:
             client.transport.write(head)
-            if kind == LENGTH and self.remaining == 0:
-                self._done()
             return
         self._body(body, head)
 
@@ -248,12 +251,8 @@ class UpstreamConnection(asyncio.Protocol):
         client = self.client
         self.client = None
         client.upstream = None
-        keep = (self.rhead.keep_alive and client.request_sent and not self.gw.closing
-                and not self.transport.is_closing())
+        keep = self.keep_alive and client.request_sent and not self.gw.closing
         self.phase = IDLE
-        self.chunks = None
-        self.dechunk = None
-        self.rhead = None
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
