@@ -766,7 +766,9 @@ cdef class RequestHead:
             total += digits + 18
         if self.upgrade is not None:
             total += PyBytes_GET_SIZE(self.upgrade) + 32
-        if self.x_forwarded_for is not None:
+        cdef bint xff = (self.x_forwarded_for is not None
+                         and PyBytes_GET_SIZE(self.x_forwarded_for) > 0)
+        if xff:
             total += PyBytes_GET_SIZE(self.x_forwarded_for) + 2
         cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
         cdef char *start = PyBytes_AS_STRING(out)
@@ -791,7 +793,7 @@ cdef class RequestHead:
             w = _put_bytes(w, self.upgrade)
             w = _put(w, "\r\n", 2)
         w = _put(w, "X-Forwarded-For: ", 17)
-        if self.x_forwarded_for is not None:
+        if xff:
             w = _put_bytes(w, self.x_forwarded_for)
             w = _put(w, ", ", 2)
         w = _put_bytes(w, tail)

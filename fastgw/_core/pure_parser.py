@@ -86,7 +86,7 @@ class RequestHead:
         xff = self.x_forwarded_for
         return b"".join((
             self.method, b" ", self.path, b" HTTP/1.1\r\nHost: ", host, b"\r\n", self.kept,
-            framing, b"X-Forwarded-For: ", xff + b", " if xff is not None else b"", tail, host,
+            framing, b"X-Forwarded-For: ", xff + b", " if xff else b"", tail, host,
             b"\r\n\r\n",
         ))
 

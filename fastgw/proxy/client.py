@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 
 from .._core import ChunkedReader, ParseError
 from .responses import CONTINUE, error_response
 from .upstream import UpstreamConnection
 
 log = logging.getLogger("fastgw.proxy")
+
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 # phases of a client connection
 IDLE = 0  # between requests, nothing received yet (idle deadline)
@@ -235,7 +239,7 @@ class ClientConnection(asyncio.Protocol):
         if done:
             self.request_sent = True
             if not self.response_started:
-                self.deadline = gw.now + gw.read_timeout
+                self.deadline = gw.now + gw.read_timeout if upstream is not None else 0.0
             if rest:
                 self._hold_pipelined(rest)
 
@@ -260,15 +264,15 @@ class ClientConnection(asyncio.Protocol):
     def _dispatch(self, body: bytes, consumed: int, complete: bool) -> None:
         """Send the request (head and the body received so far) to a target of the route."""
         head = self.head
+        target = self.group.pick()
+        if target is None:
+            self._reject_after_head(503, f"upstream {self.group.name} has no target available")
+            return
         self.buf = self.buf[consumed:]
         self.phase = PROXYING
         self.request_sent = complete
         self.response_started = False
         self.close_after = not head.keep_alive
-        target = self.group.pick()
-        if target is None:
-            self._reject_after_head(503, f"upstream {self.group.name} has no target available")
-            return
         request = head.forward(self.xff_tail, head.host or target.address_bytes)
         if body:
             request += body
@@ -355,6 +359,9 @@ class ClientConnection(asyncio.Protocol):
         if self.buf:  # bytes the client sent after its request, before the 101
             data, self.buf = self.buf, b""
             self.upstream.transport.write(data)
+        if self.pause_pipeline:
+            self.pause_pipeline = False
+            self._update_reading()
         return head
 
     def response_done(self) -> None:
@@ -366,18 +373,25 @@ class ClientConnection(asyncio.Protocol):
         if self.close_after or self.phase == CLOSED:
             self._close()
             return
-        if self.pause_pipeline:
+        if self.pause_pipeline or self.pause_upstream:
             self.pause_pipeline = False
+            self.pause_upstream = False
             self._update_reading()
         if self.buf:
             self.phase = HEAD
             self.deadline = gw.now + gw.header_timeout
-            self._read_head()
+            gw.loop.call_soon(self._read_next)
         elif self.eof:
             self._close()
         else:
             self.phase = IDLE
             self.deadline = gw.now + gw.idle_timeout
+
+    def _read_next(self) -> None:
+        """The next pipelined request, from the loop rather than the stack: a long pipeline of
+        requests the gateway answers itself would otherwise recurse without bound."""
+        if self.phase == HEAD and self.buf:
+            self._read_head()
 
     def upstream_failed(self, status: int, reason: str) -> None:
         """The upstream could not give a (complete) response."""
@@ -389,8 +403,10 @@ class ClientConnection(asyncio.Protocol):
             return
         close = self.close_after or not self.request_sent or self.eof or self.gw.closing
         self.close_after = close
+        head = self.head
         self.transport.write(error_response(status, reason, close,
-                                            self.head is not None and self.head.method == b"HEAD"))
+                                            head is not None and head.method == b"HEAD",
+                                            head is not None and head.version == 10))
         self.response_done()
 
     def tunnel_closed(self) -> None:
@@ -419,7 +435,7 @@ class ClientConnection(asyncio.Protocol):
                 self.upstream_failed(504, "upstream did not respond in time")
             else:
                 self._abort()
-        elif phase == TUNNEL:
+        elif phase in (TUNNEL, CLOSED):  # CLOSED: still flushing to a client that stopped reading
             self._abort()
 
     # -- endings -----------------------------------------------------------------------------
@@ -462,6 +478,8 @@ class ClientConnection(asyncio.Protocol):
         if self.phase != CLOSED:
             self.phase = CLOSED
             self.deadline = 0.0
+            if self.transport.get_write_buffer_size():  # bounded: a client that stops reading
+                self.deadline = self.gw.now + self.gw.read_timeout  # is cut (on_deadline)
             self.transport.close()
 
     def _abort(self) -> None:
@@ -471,6 +489,11 @@ class ClientConnection(asyncio.Protocol):
             upstream.abandon()
         self.phase = CLOSED
         self.deadline = 0.0
+        # a reset, not a clean close: a client reading a body without a length must be able
+        # to tell that it was cut (uvloop's abort() alone closes cleanly)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
         self.transport.abort()
 
     def close_if_idle(self) -> bool:

@@ -14,13 +14,16 @@ REASONS = {
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-def error_response(status: int, message: str, close: bool, head_only: bool = False) -> bytes:
-    """A complete response whose body is ``{"error": message, "status": status}``."""
+def error_response(status: int, message: str, close: bool, head_only: bool = False,
+                   http10: bool = False) -> bytes:
+    """A complete response whose body is ``{"error": message, "status": status}``.
+
+    ``http10``: the client speaks HTTP/1.0, so staying open must be said explicitly."""
     body = orjson.dumps({"error": message, "status": status})
+    if close:
+        connection = b"Connection: close\r\n"
+    else:
+        connection = b"Connection: keep-alive\r\n" if http10 else b""
     head = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n" % (
-        status,
-        REASONS.get(status, b"Error"),
-        len(body),
-        b"Connection: close\r\n" if close else b"",
-    )
+        status, REASONS.get(status, b"Error"), len(body), connection)
     return head if head_only else head + body

@@ -32,7 +32,7 @@ UNTIL_CLOSE = 3
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "gw", "target", "transport", "client", "phase", "rbuf", "keep_alive", "kind", "remaining",
-        "chunks", "dechunk", "reused", "got_bytes", "reading_paused", "eof",
+        "chunks", "dechunk", "reused", "got_bytes", "reading_paused", "write_paused", "eof",
     )
 
     def __init__(self, gw, target) -> None:
@@ -50,6 +50,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.got_bytes = False
         self.reading_paused = False
+        self.write_paused = False  # over the write high-water mark (the upstream reads slowly)
         self.eof = False  # the upstream finished sending (only tracked in a tunnel)
 
     # -- asyncio callbacks -------------------------------------------------------------------
@@ -117,7 +118,7 @@ class UpstreamConnection(asyncio.Protocol):
                 return
             client.upstream_failed(502, "upstream closed the connection without a response")
         elif phase == BODY:
-            if self.kind == UNTIL_CLOSE:
+            if self.kind == UNTIL_CLOSE and exc is None:
                 client.response_done()
             else:
                 log.warning("upstream %s: response truncated", self.target.address)
@@ -126,12 +127,14 @@ class UpstreamConnection(asyncio.Protocol):
             client.tunnel_closed()
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         client = self.client
         if client is not None:
             client.pause_upstream = True
             client._update_reading()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         client = self.client
         if client is not None:
             client.pause_upstream = False
@@ -251,8 +254,11 @@ class UpstreamConnection(asyncio.Protocol):
         client = self.client
         self.client = None
         client.upstream = None
-        keep = self.keep_alive and client.request_sent and not self.gw.closing
+        # not with request bytes still queued: the upstream answered without reading them all
+        keep = (self.keep_alive and client.request_sent and not self.write_paused
+                and not self.gw.closing)
         self.phase = IDLE
+        self.dechunk = None
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()

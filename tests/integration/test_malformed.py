@@ -234,6 +234,13 @@ def test_chunked_body_over_max_body_bytes(shared):
     assert not any(r.target == "/stream-in" and r.complete for r in backend.complete_requests()), \
         backend.summary()
 
+    # The next test counts bytes at the backend from zero: let this upload's connection finish.
+    def upload_connections_closed() -> bool:
+        ids = {r.conn_id for r in backend.requests if r.target == "/stream-in"}
+        return not ids & backend.open_connection_ids()
+
+    backend.wait_for(upload_connections_closed, 10, "the cut upload's backend connection to close")
+
 
 def test_expect_continue_with_body_over_limit_gets_413_not_100(shared):
     """The proxy answers Expect: 100-continue itself, so it must refuse a declared body that is

@@ -18,6 +18,9 @@ tests can assert that nothing at all reached it. Responses are chosen by path:
     /bad-chunk         a chunked response whose second chunk size is invalid
     /truncate          head with Content-Length 100, 10 bytes, then close
     /ws                101 Switching Protocols, then echoes raw bytes (?greet=1: sends "hello")
+    /respond-early     answers 200 "early" (keep-alive) as soon as the head arrives, then reads
+                       the body only once ``release`` is set; nothing more is sent at its end
+    /reset/N           N pattern bytes, close-delimited, then a reset (RST), not a clean close
     anything else      200 with body "METHOD TARGET"
 
 HEAD gets the same head as GET, without a body. It does not mock anything; it is a server.
@@ -30,6 +33,7 @@ import hashlib
 import json
 import select
 import socket
+import struct
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -200,6 +204,10 @@ class Backend:
         with self._cond:
             return [r for r in self.requests if r.complete]
 
+    def open_connection_ids(self) -> set[int]:
+        """Connections still being served (call under the lock, e.g. in a wait_for predicate)."""
+        return set(self._live)
+
     def complete_requests(self) -> list[Received]:
         with self._cond:
             return [r for r in self.requests if r.complete]
@@ -320,7 +328,11 @@ class Backend:
                     self.requests.append(current)
                     record.requests += 1
                     self._cond.notify_all()
-                if urlsplit(current.target).path == "/hold-in":
+                path = urlsplit(current.target).path
+                if path == "/respond-early":
+                    self._send(sock, f"HTTP/1.1 200 OK\r\nX-Backend-Conn: {record.conn_id}\r\n"
+                               "Content-Length: 5\r\n\r\nearly".encode())
+                if path in ("/hold-in", "/respond-early"):
                     self.release.wait(timeout=60)
                 continue
             if isinstance(event, h11.Data):
@@ -460,6 +472,17 @@ class Backend:
             self._send(sock, head("200 OK", "Content-Length: 100\r\n") + b"0123456789")
             self._close(sock, record)
             return "close"
+        elif kind == "respond-early":
+            pass  # answered when the head arrived
+        elif kind == "reset":
+            self._send(sock, head("200 OK", "Connection: close\r\n"))
+            for chunk in pattern_chunks(int(arg)):
+                self._send(sock, chunk)
+            with self._cond:
+                record.closed_by = "backend"
+                self._cond.notify_all()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return "close"  # the caller closes the socket: with linger 0, that is a reset
         elif kind == "ws":
             key = req.header("Sec-WebSocket-Key") or ""
             accept = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
