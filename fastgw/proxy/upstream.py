@@ -264,8 +264,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.resume_reading()
         if keep:
             self.target.pool.release(self, self.gw.now)
-        else:
+        elif client.request_sent and not self.write_paused:
             self.close()
+        else:  # the rest of the request would never be read: do not wait to flush it
+            self.client_gone()
         client.response_done()
 
     def _fail(self, status: int, reason: str) -> None:
