@@ -187,7 +187,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.phase = BODY
         head = client.response_head(rhead, kind == NO_BODY,
                                     kind == UNTIL_CLOSE or self.dechunk is not None)
-        client.deadline = self.gw.now + self.gw.read_timeout
         if kind == NO_BODY:
             client.transport.write(head)
             if body:
@@ -200,6 +199,7 @@ class UpstreamConnection(asyncio.Protocol):
             client.transport.write(head + body if body else head)
             self._done()
             return
+        client.deadline = self.gw.now + self.gw.read_timeout  # now between body bytes
         if not body:
             client.transport.write(head)
             return
