@@ -17,6 +17,8 @@ class TargetSpec:
     host: str
     port: int
     weight: int
+    backup: bool = False
+    down: bool = False
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class UpstreamSpec:
     targets: tuple[TargetSpec, ...]
     max_idle: int
     idle_timeout: float
+    balance: str = "round_robin"
+    hash_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,12 @@ def compile_plan(config) -> Plan:
     upstreams = {
         name: UpstreamSpec(
             name=name,
-            targets=tuple(TargetSpec(t.address, t.host, t.port, t.weight) for t in up.targets),
+            targets=tuple(TargetSpec(t.address, t.host, t.port, t.weight, t.backup, t.down)
+                          for t in up.targets),
             max_idle=up.keepalive.max_idle,
             idle_timeout=up.keepalive.idle_timeout,
+            balance=up.balance,
+            hash_on=up.hash_on,
         )
         for name, up in config.upstreams.items()
     }

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .schema import Config, Route, Upstream, parse_address
+from .schema import HASH_ON, HASH_ON_EXAMPLE, Config, Route, Upstream, parse_address
 from .units import Duration, Size, parse_duration, parse_size, show
 
 __all__ = ["ConfigError", "load_config", "load_config_bytes"]
@@ -380,6 +380,26 @@ def _upstream_problems(upstreams: dict[str, Upstream]) -> Iterator[Problem]:
                     ),
                 )
             seen.setdefault(identity, target_path)
+        yield from _balance_problems(upstream, path)
+
+
+def _balance_problems(upstream: Upstream, path: str) -> Iterator[Problem]:
+    if upstream.balance == "consistent_hash":
+        if upstream.hash_on is None:
+            yield (f"{path}.hash_on",
+                   f"balance consistent_hash needs a key: expected hash_on: {HASH_ON_EXAMPLE}")
+        elif not HASH_ON.fullmatch(upstream.hash_on):
+            yield (f"{path}.hash_on",
+                   f"expected {HASH_ON_EXAMPLE}, got {show(upstream.hash_on)}")
+        for index, target in enumerate(upstream.targets):
+            if target.backup:
+                yield (f"{path}.targets[{index}].backup",
+                       "backup targets cannot be used with balance consistent_hash "
+                       "(as in nginx): remove backup, or use round_robin or least_conn")
+    elif upstream.hash_on is not None:
+        yield (f"{path}.hash_on",
+               f"hash_on is only used with balance: consistent_hash (this upstream uses "
+               f"{upstream.balance})")
 
 
 def _route_problems(

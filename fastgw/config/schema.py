@@ -98,10 +98,13 @@ def _normalize_units(struct: msgspec.Struct) -> None:
 
 
 class Target(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, dict=True):
-    """One server of an upstream. ``weight`` 0 keeps it defined but sends it nothing."""
+    """One server of an upstream. ``weight: 0`` or ``down: true`` keeps it defined but sends it
+    nothing (drain); a ``backup`` target gets traffic only when no primary one is available."""
 
     address: str
     weight: NonNegative = 1
+    backup: bool = False
+    down: bool = False
 
     @cached_property
     def host(self) -> str:
@@ -122,11 +125,20 @@ class Keepalive(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _normalize_units(self)
 
 
+Balance = Literal["round_robin", "consistent_hash", "least_conn"]
+
+# what a consistent hash is keyed on: header:NAME | cookie:NAME | query:NAME | ip | path | uri
+HASH_ON = re.compile(r"(?:(header|cookie|query):([!#$%&'*+.^_`|~0-9A-Za-z-]+)|(ip|path|uri))")
+HASH_ON_EXAMPLE = '"header:NAME", "cookie:NAME", "query:NAME", "ip", "path" or "uri"'
+
+
 class Upstream(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A named group of interchangeable targets."""
+    """A named group of interchangeable targets, and how a target is picked for a request."""
 
     targets: list[Target]
     keepalive: Keepalive = msgspec.field(default_factory=Keepalive)
+    balance: Balance = "round_robin"
+    hash_on: str | None = None  # the consistent_hash key; see HASH_ON
 
 
 class Match(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -34,10 +34,23 @@ def summarize(config: Config, filename: str) -> str:
 
 
 def _targets(upstream: Upstream) -> str:
-    targets = ", ".join(f"{t.address} (weight {t.weight})" for t in upstream.targets)
+    targets = ", ".join(_target(t) for t in upstream.targets)
     keepalive = upstream.keepalive
     idle = format_duration(keepalive.idle_timeout)
-    return f"{targets}; keepalive max_idle {keepalive.max_idle}, idle_timeout {idle}"
+    balance = upstream.balance
+    if upstream.hash_on:
+        balance += f" on {upstream.hash_on}"
+    return (f"{balance}: {targets}; keepalive max_idle {keepalive.max_idle}, "
+            f"idle_timeout {idle}")
+
+
+def _target(target) -> str:
+    notes = [f"weight {target.weight}"]
+    if target.backup:
+        notes.append("backup")
+    if target.down:
+        notes.append("down")
+    return f"{target.address} ({', '.join(notes)})"
 
 
 def _match(match: Match) -> str:

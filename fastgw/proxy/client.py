@@ -36,7 +36,7 @@ class ClientConnection(asyncio.Protocol):
         "gw", "transport", "buf", "phase", "deadline", "head", "group", "upstream", "request",
         "body_left", "chunks", "scan", "request_sent", "response_started", "close_after",
         "eof", "pause_pipeline", "pause_upstream", "reading_paused", "write_paused",
-        "xff_tail", "client_ip", "pending",
+        "xff_tail", "client_ip", "pending", "attempt",
     )
 
     def __init__(self, gw) -> None:
@@ -63,6 +63,7 @@ class ClientConnection(asyncio.Protocol):
         self.pending = b""  # streamed body bytes that arrived while the upstream was connecting
         self.client_ip = b""
         self.xff_tail = b""
+        self.attempt = -1  # the target index picked by a balancer that wants the outcome
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -119,6 +120,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.phase = CLOSED
         self.deadline = 0.0
+        self._end_attempt(False)
         self.gw.clients.discard(self)
         upstream = self.upstream
         if upstream is not None:
@@ -264,10 +266,14 @@ class ClientConnection(asyncio.Protocol):
     def _dispatch(self, body: bytes, consumed: int, complete: bool) -> None:
         """Send the request (head and the body received so far) to a target of the route."""
         head = self.head
-        target = self.group.pick()
-        if target is None:
-            self._reject_after_head(503, f"upstream {self.group.name} has no target available")
+        group = self.group
+        index = group.pick(head, self.client_ip)
+        if index < 0:
+            self._reject_after_head(503, f"upstream {group.name} has no target available")
             return
+        target = group.targets[index]
+        if group.reports:
+            self.attempt = index
         self.buf = self.buf[consumed:]
         self.phase = PROXYING
         self.request_sent = complete
@@ -364,8 +370,17 @@ class ClientConnection(asyncio.Protocol):
             self._update_reading()
         return head
 
+    def _end_attempt(self, ok: bool) -> None:
+        """Tell the balancer how the attempt went (once per pick)."""
+        index = self.attempt
+        if index >= 0:
+            self.attempt = -1
+            self.group.balancer.report(index, ok)
+
     def response_done(self) -> None:
         """The response is complete: answer the next pipelined request, or wait for one."""
+        if self.attempt >= 0:
+            self._end_attempt(True)
         gw = self.gw
         self.upstream = None
         self.head = None
@@ -396,6 +411,7 @@ class ClientConnection(asyncio.Protocol):
     def upstream_failed(self, status: int, reason: str) -> None:
         """The upstream could not give a (complete) response."""
         self.upstream = None
+        self._end_attempt(False)
         if self.phase == CLOSED:
             return
         if self.response_started:
@@ -411,6 +427,7 @@ class ClientConnection(asyncio.Protocol):
 
     def tunnel_closed(self) -> None:
         self.upstream = None
+        self._end_attempt(True)
         self._close()
 
     # -- deadlines ---------------------------------------------------------------------------

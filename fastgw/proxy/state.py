@@ -7,6 +7,7 @@ deadlines are checked by the same tick instead of one timer handle per request.
 from __future__ import annotations
 
 from .. import _core
+from ..balance.peer import Peer
 from ..plan import Plan
 from ..upstream.pool import Pool
 from ..upstream.target import Target, UpstreamGroup
@@ -44,7 +45,8 @@ class ProxyState:
                 Target(t.address, t.host, t.port, t.weight, Pool(spec.max_idle, spec.idle_timeout))
                 for t in spec.targets
             ]
-            self.groups[name] = UpstreamGroup(name, targets)
+            peers = [Peer(t.address, t.weight, t.backup, t.down) for t in spec.targets]
+            self.groups[name] = UpstreamGroup(name, targets, peers, spec.balance, spec.hash_on)
         # route index → upstream group, resolved once so the data path does no name lookups
         self.route_groups = [self.groups[route.upstream] for route in self.router.routes]
 

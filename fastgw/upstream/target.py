@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..balance import SmoothWeightedRoundRobin
+from ..balance import make_balancer
+from ..balance.keys import compile_key
+from ..balance.peer import Peer
 from .pool import Pool
 
 
@@ -23,17 +25,22 @@ class Target:
 class UpstreamGroup:
     """A named upstream: its targets and the balancer that picks one per attempt."""
 
-    __slots__ = ("name", "targets", "balancer", "only")
+    __slots__ = ("name", "targets", "balancer", "key", "only", "reports")
 
-    def __init__(self, name: str, targets: list[Target]) -> None:
+    def __init__(self, name: str, targets: list[Target], peers: list[Peer],
+                 balance: str = "round_robin", hash_on: str | None = None) -> None:
         self.name = name
         self.targets = targets
-        self.balancer = SmoothWeightedRoundRobin([t.weight for t in targets])
-        live = [t for t in targets if t.weight > 0]
-        self.only = live[0] if len(live) == 1 else None  # nothing to choose between
+        self.balancer = make_balancer(balance, peers)
+        self.key = compile_key(hash_on) if hash_on else None
+        live = [i for i, peer in enumerate(peers) if peer.in_rotation]
+        self.only = live[0] if len(live) == 1 else -1  # nothing to choose between
+        # least_conn counts requests in flight: every pick must be reported back
+        self.reports = balance == "least_conn" and self.only < 0
 
-    def pick(self) -> Target | None:
-        if self.only is not None:
+    def pick(self, head, client_ip: bytes) -> int:
+        """Index of the target for this attempt, or -1 when none is available."""
+        if self.only >= 0:
             return self.only
-        index = self.balancer.pick()
-        return self.targets[index] if index >= 0 else None
+        key = self.key
+        return self.balancer.pick(key(head, client_ip) if key is not None else None)
