@@ -39,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fastgw: {exc}", file=sys.stderr)
         return 1
     if args.command == "check":
-        from .config.summary import summarize
+        from .config.summary import summarize, warnings
 
         print(summarize(config, args.config))
+        for warning in warnings(config):
+            print(f"warning: {warning}")
         return 0
 
     from .server import serve

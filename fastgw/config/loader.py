@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from .schema import HASH_ON, HASH_ON_EXAMPLE, Config, Route, Upstream, parse_address
+from .routes import STICKY_ON, STICKY_ON_EXAMPLE, route_rewrite_problems, versioning_problems
+from .schema import HASH_ON, HASH_ON_EXAMPLE, Config, Route, Upstream, Versioning, parse_address
 from .units import Duration, Size, parse_duration, parse_size, show
 
 __all__ = ["ConfigError", "load_config", "load_config_bytes"]
@@ -307,7 +308,23 @@ def _problems(config: Config, raw: dict[str, Any]) -> Iterator[Problem]:
     """Every rule that spans fields, in file order; the loader reports the first."""
     yield from _listen_problems(config.listen, isinstance(raw.get("listen"), str))
     yield from _upstream_problems(config.upstreams)
-    yield from _route_problems(config.routes, raw.get("routes", []), config.upstreams)
+    yield from _route_problems(config.routes, raw.get("routes", []), config.upstreams,
+                               config.versioning)
+    if config.versioning is not None:
+        yield from versioning_problems(config.versioning, "$.versioning")
+    yield from _compile_problems(config)
+
+
+def _compile_problems(config: Config) -> Iterator[Problem]:
+    """What only compiling the routes finds (e.g. a wildcard host in the wrong place)."""
+    from ..plan import compile_plan
+    from ..routing import RouteError
+
+    try:
+        compile_plan(config)
+    except RouteError as exc:
+        field = exc.field.split("[", 1)[0]
+        yield f"$.routes[{exc.index}].match.{field}", exc.why
 
 
 def _listen_problems(listen: list[str], written_as_one: bool) -> Iterator[Problem]:
@@ -403,7 +420,8 @@ def _balance_problems(upstream: Upstream, path: str) -> Iterator[Problem]:
 
 
 def _route_problems(
-    routes: list[Route], raw_routes: list[Any], upstreams: dict[str, Upstream]
+    routes: list[Route], raw_routes: list[Any], upstreams: dict[str, Upstream],
+    versioning: Versioning | None = None,
 ) -> Iterator[Problem]:
     if not routes:
         yield "$.routes", "expected at least one route, got an empty list"
@@ -411,15 +429,44 @@ def _route_problems(
     for index, route in enumerate(routes):
         path = f"$.routes[{index}]"
         yield from _match_problems(route, f"{path}.match")
-        if route.upstream not in upstreams:
-            defined = ", ".join(upstreams) or "none"
-            yield (
-                f"{path}.upstream",
-                (f"unknown upstream {show(route.upstream)}; defined upstreams: {defined}"),
-            )
+        yield from _action_problems(route, path, upstreams)
+        yield from route_rewrite_problems(route, path, versioning)
         if route.name in names:
             yield f"{path}.name", _duplicate_name(route.name, names[route.name], raw_routes[index])
         names.setdefault(route.name, f"{path}.name")
+
+
+def _unknown_upstream(name: str, upstreams: dict[str, Upstream]) -> str:
+    defined = ", ".join(upstreams) or "none"
+    return f"unknown upstream {show(name)}; defined upstreams: {defined}"
+
+
+def _action_problems(route: Route, path: str, upstreams: dict[str, Upstream]) -> Iterator[Problem]:
+    """A route sends to one upstream, or splits between several (canary)."""
+    if (route.upstream is None) == (route.split is None):
+        yield path, 'expected "upstream" or "split" (exactly one of them)'
+        return
+    if route.upstream is not None:
+        if route.upstream not in upstreams:
+            yield f"{path}.upstream", _unknown_upstream(route.upstream, upstreams)
+        if route.sticky_on is not None:
+            yield f"{path}.sticky_on", "sticky_on is only used with split"
+        return
+    if not route.split:
+        yield f"{path}.split", "expected at least one {upstream, weight} entry, got an empty list"
+    seen: set[str] = set()
+    for index, entry in enumerate(route.split):
+        if entry.upstream not in upstreams:
+            yield f"{path}.split[{index}].upstream", _unknown_upstream(entry.upstream, upstreams)
+        if entry.upstream in seen:
+            yield (f"{path}.split[{index}].upstream",
+                   f"upstream {show(entry.upstream)} appears twice in this split")
+        seen.add(entry.upstream)
+    if route.split and sum(entry.weight for entry in route.split) == 0:
+        yield f"{path}.split", "expected at least one weight above 0"
+    if route.sticky_on is not None and not STICKY_ON.fullmatch(route.sticky_on):
+        yield (f"{path}.sticky_on",
+               f"expected {STICKY_ON_EXAMPLE}, got {show(route.sticky_on)}")
 
 
 def _duplicate_name(name: str, first_path: str, raw_route: Any) -> str:

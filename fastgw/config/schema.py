@@ -19,15 +19,21 @@ import msgspec
 from .units import Duration, Size, parse_duration, parse_size
 
 __all__ = [
+    "Condition",
     "Config",
+    "Deprecation",
+    "HeaderRewrite",
     "Keepalive",
     "Limits",
     "LogLevel",
     "Match",
+    "PrefixReplacement",
     "Route",
+    "SplitEntry",
     "Target",
     "Timeouts",
     "Upstream",
+    "Versioning",
     "parse_address",
 ]
 
@@ -141,23 +147,84 @@ class Upstream(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hash_on: str | None = None  # the consistent_hash key; see HASH_ON
 
 
+class Condition(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A header or query condition other than plain equality: ``{present: true}``,
+    ``{present: false}`` or (headers only) ``{regex: "^v[0-9]+$"}``."""
+
+    present: bool | None = None
+    regex: str | None = None
+
+
 class Match(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """What a request must look like to take a route; every field unset matches everything."""
 
+    host: str | None = None  # exact, or "*.example.com" for any subdomain
+    path: str | None = None  # exact (the query is ignored)
     path_prefix: str | None = None
-    path: str | None = None
-    host: str | None = None
+    path_regex: str | None = None  # Python regex, matched from the start of the path
+    methods: list[str] | None = None
+    headers: dict[str, str | Condition] | None = None  # NAME: exact value, or a Condition
+    query: dict[str, str | Condition] | None = None  # NAME: exact raw value, or {present: ...}
+    version: str | None = None  # the API version extracted by `versioning`
+
+
+class SplitEntry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    upstream: str
+    weight: NonNegative
+
+
+class PrefixReplacement(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``{from: /old/, to: /new/}``: a path starting with ``from`` gets ``to`` instead."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+
+
+class HeaderRewrite(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Header changes: ``set`` replaces any existing value, ``add`` appends a line, ``remove``
+    drops every line of that name."""
+
+    set: dict[str, str] = msgspec.field(default_factory=dict)
+    add: dict[str, str] = msgspec.field(default_factory=dict)
+    remove: list[str] = msgspec.field(default_factory=list)
 
 
 class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Requests matching ``match`` go to ``upstream``. Routes are tried in file order.
+    """Requests matching ``match`` go to ``upstream``, or to one side of ``split``.
+    Routes are tried in file order; the first that matches wins.
 
     Unnamed routes (``name`` omitted) are called "route-<index>" once the Config is built.
     """
 
     match: Match = msgspec.field(default_factory=Match)
-    upstream: str
+    upstream: str | None = None
+    split: list[SplitEntry] | None = None  # weighted upstreams (canary)
+    sticky_on: str | None = None  # split key: header:NAME | cookie:NAME | query:NAME | ip
     name: Name = ""
+    strip_prefix: str | None = None
+    replace_prefix: PrefixReplacement | None = None
+    strip_version: bool = False  # remove the versioning.path segment before forwarding
+    request_headers: HeaderRewrite | None = None
+    response_headers: HeaderRewrite | None = None
+
+
+class Deprecation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    since: str | None = None  # "YYYY-MM-DD": when it was deprecated (Deprecation header)
+    sunset: str | None = None  # "YYYY-MM-DD": when it goes away (Sunset header)
+
+
+class Versioning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where a request's API version comes from; routes select on it with ``match.version``."""
+
+    header: str | None = None
+    accept: str | None = None  # e.g. "application/vnd.example.v{version}+json"
+    path: str | None = None  # e.g. "/v{version}/"
+    default: str | None = None
+    precedence: list[Literal["path", "header", "accept"]] = msgspec.field(
+        default_factory=lambda: ["path", "header", "accept"])
+    deprecated: dict[str, Deprecation] = msgspec.field(default_factory=dict)
+    # a version that no route serves: 404 naming it, or route as the default version
+    unknown: Literal["reject", "default"] = "reject"
 
 
 class Timeouts(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -192,6 +259,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: LogLevel = "info"
     upstreams: dict[Name, Upstream]
     routes: list[Route]
+    versioning: Versioning | None = None
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     limits: Limits = msgspec.field(default_factory=Limits)
 

@@ -27,7 +27,7 @@ def summarize(config: Config, filename: str) -> str:
     lines.append(f"routes ({len(config.routes)}, first match wins):")
     width = max((len(route.name) for route in config.routes), default=0)
     for route in config.routes:
-        lines.append(f"  {route.name:<{width}}  {_match(route.match)} -> {route.upstream}")
+        lines.append(f"  {route.name:<{width}}  {_match(route.match)} -> {_action(route)}")
     lines.append("timeouts: " + _fields(config.timeouts))
     lines.append("limits: " + _fields(config.limits))
     return "\n".join(lines)
@@ -53,6 +53,14 @@ def _target(target) -> str:
     return f"{target.address} ({', '.join(notes)})"
 
 
+def _action(route) -> str:
+    if route.split is None:
+        return route.upstream
+    sides = ", ".join(f"{e.upstream} {e.weight}" for e in route.split)
+    sticky = f", sticky on {route.sticky_on}" if route.sticky_on else ""
+    return f"split ({sides}{sticky})"
+
+
 def _match(match: Match) -> str:
     parts = [
         f"{field.name} {getattr(match, field.name)}"
@@ -73,3 +81,16 @@ def _fields(struct: msgspec.Struct) -> str:
             value = format_size(value)
         parts.append(f"{field.name} {value}")
     return ", ".join(parts)
+
+
+def warnings(config: Config) -> list[str]:
+    """What is valid but almost certainly a mistake: routes no request can reach."""
+    from ..plan import compile_plan
+    from ..routing import shadowed
+
+    routes = config.routes
+    return [
+        f"$.routes[{later}] ({routes[later].name}) can never match: "
+        f"$.routes[{earlier}] ({routes[earlier].name}) takes every request it would"
+        for later, earlier in shadowed(list(compile_plan(config).router.specs))
+    ]

@@ -15,6 +15,8 @@ import socket
 import struct
 
 from .._core import ChunkedReader, ParseError
+from ..rewrite import compose_request, compose_response
+from ..versioning import VersionError
 from .responses import CONTINUE, error_response
 from .upstream import UpstreamConnection
 
@@ -36,7 +38,7 @@ class ClientConnection(asyncio.Protocol):
         "gw", "transport", "buf", "phase", "deadline", "head", "group", "upstream", "request",
         "body_left", "chunks", "scan", "request_sent", "response_started", "close_after",
         "eof", "pause_pipeline", "pause_upstream", "reading_paused", "write_paused",
-        "xff_tail", "client_ip", "pending", "attempt",
+        "xff_tail", "client_ip", "pending", "attempt", "route", "version",
     )
 
     def __init__(self, gw) -> None:
@@ -64,6 +66,8 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = b""
         self.xff_tail = b""
         self.attempt = -1  # the target index picked by a balancer that wants the outcome
+        self.route = None  # the matched RouteRuntime
+        self.version = None  # the request's API version, when versioning is configured
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -154,11 +158,16 @@ class ClientConnection(asyncio.Protocol):
                 self._close()
             return
         self.head = head
-        route = gw.router.match(head.host, head.path)
-        if route is None:
+        if gw.versioning is None:
+            index = gw.router.match(head)
+        else:
+            index = self._route_by_version(head)
+            if index < 0:
+                return
+        if index < 0:
             self._reject_after_head(404, "no route matches this request")
             return
-        self.group = gw.route_groups[route.index]
+        self.route = gw.routes[index]
         start = head.head_length
         if head.chunked:
             self.chunks = ChunkedReader()
@@ -177,6 +186,29 @@ class ClientConnection(asyncio.Protocol):
         self.phase = BODY
         self.deadline = gw.now + gw.idle_timeout
         self._collect_body()
+
+    def _route_by_version(self, head) -> int:
+        """Route on the API version; -1 after answering (400 malformed, 404 unknown)."""
+        gw = self.gw
+        try:
+            version = gw.versioning.extract(head)
+        except VersionError as exc:
+            self._reject_after_head(400, exc.message)
+            return -1
+        self.version = value = version.value
+        index = gw.router.match(head, value)
+        if index >= 0 or value is None or value in gw.router.versions:
+            if index < 0:
+                self._reject_after_head(404, "no route matches this request")
+            return index
+        default = gw.unknown_version_default
+        if default is not None:
+            self.version = default
+            index = gw.router.match(head, default)
+            if index >= 0:
+                return index
+        self._reject_after_head(404, f"API version {value} is not served here")
+        return -1
 
     def _collect_body(self) -> None:
         """Wait for a small body to arrive whole; start streaming once it outgrows the buffer."""
@@ -266,7 +298,11 @@ class ClientConnection(asyncio.Protocol):
     def _dispatch(self, body: bytes, consumed: int, complete: bool) -> None:
         """Send the request (head and the body received so far) to a target of the route."""
         head = self.head
-        group = self.group
+        route = self.route
+        group = route.group
+        if group is None:  # a split: choose the side first
+            group = route.upstream_for(head, self.client_ip)
+        self.group = group
         index = group.pick(head, self.client_ip)
         if index < 0:
             self._reject_after_head(503, f"upstream {group.name} has no target available")
@@ -279,7 +315,10 @@ class ClientConnection(asyncio.Protocol):
         self.request_sent = complete
         self.response_started = False
         self.close_after = not head.keep_alive
-        request = head.forward(self.xff_tail, head.host or target.address_bytes)
+        if route.rewrites:
+            request = self._rewritten(route, head, target)
+        else:
+            request = head.forward(self.xff_tail, head.host or target.address_bytes)
         if body:
             request += body
         # only a request held whole can be replayed on a fresh connection
@@ -289,6 +328,17 @@ class ClientConnection(asyncio.Protocol):
             conn.start(self, request, True)
         else:
             self._connect(target, request)
+
+    def _rewritten(self, route, head, target) -> bytes:
+        path = route.path_edit.apply(head.path) if route.path_edit is not None else head.path
+        host = head.host or target.address_bytes
+        kept = head.kept
+        edit = route.request_edit
+        if edit is not None:
+            kept = edit.apply(kept)
+            if edit.host is not None:
+                host = edit.host
+        return compose_request(head, path, kept, self.xff_tail, host)
 
     def _connect(self, target, request: bytes) -> None:
         # A Task per new upstream connection (not per request): connecting is rare with pooling.
@@ -351,6 +401,13 @@ class ClientConnection(asyncio.Protocol):
             extra = b"Connection: keep-alive\r\n"
         else:
             extra = b""
+        gw = self.gw
+        if gw.versioning is not None and self.version is not None:
+            extra += gw.versioning.response_headers(self.version)  # Deprecation, Sunset
+        edit = self.route.response_edit if self.route is not None else None
+        if edit is not None:
+            return compose_response(rhead, edit.apply(rhead.kept), extra, head.version == 11,
+                                    no_body)
         # HTTP/1.0 has no Transfer-Encoding: a 1.0 client's body ends at the close
         return rhead.forward(extra, head.version == 11, no_body)
 

@@ -18,6 +18,28 @@ WRITE_HIGH = 256 * 1024
 WRITE_LOW = 64 * 1024
 
 
+class RouteRuntime:
+    """A plan's route bound to this worker's upstream groups."""
+
+    __slots__ = ("name", "group", "split", "groups", "path_edit", "request_edit",
+                 "response_edit", "rewrites")
+
+    def __init__(self, action, groups: dict[str, UpstreamGroup]) -> None:
+        self.name = action.name
+        self.group = groups[action.upstream] if action.upstream is not None else None
+        self.split = action.split
+        self.groups = [groups[name] for name in action.split.names] if action.split else None
+        self.path_edit = action.path_edit
+        self.request_edit = action.request_edit
+        self.response_edit = action.response_edit
+        self.rewrites = action.path_edit is not None or action.request_edit is not None
+
+    def upstream_for(self, head, client_ip: bytes) -> UpstreamGroup:
+        if self.split is None:
+            return self.group
+        return self.groups[self.split.choose(head, client_ip)]
+
+
 class ProxyState:
     def __init__(self, loop, config, plan: Plan) -> None:
         self.loop = loop
@@ -47,8 +69,10 @@ class ProxyState:
             ]
             peers = [Peer(t.address, t.weight, t.backup, t.down) for t in spec.targets]
             self.groups[name] = UpstreamGroup(name, targets, peers, spec.balance, spec.hash_on)
-        # route index → upstream group, resolved once so the data path does no name lookups
-        self.route_groups = [self.groups[route.upstream] for route in self.router.routes]
+        # per route, what it does, with upstream names resolved to groups once
+        self.routes = [RouteRuntime(action, self.groups) for action in plan.routes]
+        self.versioning = plan.versioning
+        self.unknown_version_default = plan.unknown_version_default
 
     def tick(self) -> None:
         """Advance the clock, fire expired deadlines, expire idle pooled connections."""

@@ -383,7 +383,7 @@ def test_missing_required_top_level_fields(field: str) -> None:
 
 def test_missing_route_upstream() -> None:
     assert_error(
-        changed("routes", [{"name": "x"}]), "$.routes[0]", 'missing required field "upstream"'
+        changed("routes", [{"name": "x"}]), "$.routes[0]", 'expected "upstream" or "split"'
     )
 
 
