@@ -121,6 +121,13 @@ def markdown(run: dict) -> str:
     ]
     for name, result in run["scenarios"].items():
         lines += [f"## {name}: {result['description']}", ""]
+        check = result.get("precheck")
+        if check:
+            agree = (f"; fastgw and nginx picked the same target for "
+                     f"{check['hash_agreement']} requests" if "hash_agreement" in check else "")
+            lines += [f"Pre-check: {check['requests']} of the wrk script's requests through "
+                      f"each proxy all answered 200 from one of the {check['targets']} targets "
+                      f"(all {check['targets']} used), an unrouted path 404{agree}.", ""]
         lines += ["| proxy | req/s | × nginx | p50 ms | p99 ms | p99 × nginx | user µs/req "
                   "| sys µs/req | user × nginx | peak RSS MiB | errors | other CPU s |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import install, report
+from . import install, report, routes
 from .load import LoadError, hold_idle_connections, run_wrk, still_open
 from .procs import (OtherProcesses, Server, ServerError, cpu_seconds, machine_busy_seconds,
                     memory_kib)
-from .scenarios import DEFAULT_SCENARIOS, ROUTES_NOT_READY, SCENARIOS, Scenario
+from .scenarios import DEFAULT_SCENARIOS, SCENARIOS, Scenario
 from .servers import PROXIES, start_backend, start_proxy
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--locust-users", type=int, default=20, help="locust users (default 20)")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
                    help="where results go (default bench/results)")
+    p.add_argument("--name",
+                   help="name of the table, chart and JSON copy written beside the timestamped "
+                        "JSON (default: latest, or quick with --quick), e.g. routes-1k")
     p.add_argument("--keep", action="store_true", help="keep the run directory (configs, logs)")
     return p
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenarios is None:
         names = [] if args.locust else list(DEFAULT_SCENARIOS)
     elif args.scenarios == "all":
-        names = [n for n, s in SCENARIOS.items() if s.kind != "routes"]
+        names = list(SCENARIOS)
     else:
         names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     proxies = [n.strip() for n in args.proxies.split(",") if n.strip()]
@@ -74,12 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         if name not in PROXIES:
             sys.exit(f"bench: unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
     notes: list[str] = []
-    if "routes-1k" in names:
-        print(f"bench: skipping routes-1k: {ROUTES_NOT_READY}", flush=True)
-        notes.append("routes-1k skipped: " + ROUTES_NOT_READY)
-        names.remove("routes-1k")
     if not names and not args.locust:
         return 2
+    with_routes = any(SCENARIOS[n].kind == "routes" for n in names)
 
     install.ensure_tools(["wrk", "nginx"] + (["haproxy"] if "haproxy" in proxies else []))
     install.ensure_python_packages(
@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(run_dir, 0o755)
     print(f"bench: run directory {run_dir}", flush=True)
     failed = False
-    backend = start_backend(run_dir)
+    backend = start_backend(run_dir, routes.TARGETS if with_routes else 0)
     try:
         for name in names:
             scenario = SCENARIOS[name]
-            if scenario.kind == "wrk":
+            if scenario.kind in ("wrk", "routes"):
                 run["scenarios"][name] = _wrk_scenario(scenario, proxies, backend, run_dir,
                                                        rounds, duration, args)
             elif scenario.kind == "idle":
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     run["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     stem = ("quick-" if args.quick else "") + run["started"][:19].replace(":", "")
-    written = report.write(run, args.out, stem, "quick" if args.quick else "latest")
+    written = report.write(run, args.out, stem,
+                           args.name or ("quick" if args.quick else "latest"))
     print()
     print(report.markdown(run))
     print("bench: wrote " + ", ".join(str(p) for p in written))
@@ -134,20 +135,36 @@ def main(argv: list[str] | None = None) -> int:
 def _wrk_scenario(scenario: Scenario, proxies: list[str], backend: Server, run_dir: Path,
                   rounds: int, duration: float, args: argparse.Namespace) -> dict:
     print(f"\n== {scenario.name}: {scenario.description}", flush=True)
+    is_routes = scenario.kind == "routes"
+    if is_routes:
+        skipped = [n for n in proxies if n not in routes.PROXIES]
+        if skipped:
+            print(f"bench: {scenario.name} runs fastgw and nginx only; not {', '.join(skipped)}",
+                  flush=True)
+        proxies = [n for n in proxies if n in routes.PROXIES]
     servers: dict[str, Server] = {}
     results: dict[str, list[dict]] = {name: [] for name in proxies}
     scenario_dir = run_dir / scenario.name
     scenario_dir.mkdir(mode=0o755)
+    precheck: dict = {}
     try:
         for name in proxies:
             if name == "backend":
                 servers[name] = backend
                 continue
             try:
-                servers[name] = start_proxy(PROXIES[name], scenario_dir, backend)
+                if is_routes:
+                    servers[name] = routes.start_proxy(name, scenario_dir, backend.target_ports)
+                else:
+                    servers[name] = start_proxy(PROXIES[name], scenario_dir, backend)
             except ServerError as exc:
                 print(f"bench: {name} did not start: {exc}", flush=True)
                 results[name] = [{"round": 0, "error": f"did not start: {exc}"}]
+        if is_routes and servers:
+            # routing and hashing must be right before anything is measured: a failure stops
+            # the run (the AssertionError names the request)
+            precheck = routes.precheck(servers, backend.target_ports)
+            print(f"bench: {scenario.name} pre-check passed: {precheck}", flush=True)
         for name, server in servers.items():
             if args.warmup > 0:
                 try:
@@ -171,8 +188,11 @@ def _wrk_scenario(scenario: Scenario, proxies: list[str], backend: Server, run_d
         for server in servers.values():
             if server is not backend:
                 server.stop()
-    return {"description": scenario.description, "rounds": results,
-            "summary": report.summarize(results)}
+    out = {"description": scenario.description, "rounds": results,
+           "summary": report.summarize(results)}
+    if precheck:
+        out["precheck"] = precheck
+    return out
 
 
 def _measure(scenario: Scenario, name: str, server: Server, backend: Server, duration: float,

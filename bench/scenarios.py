@@ -2,7 +2,8 @@
 
 A ``wrk`` scenario becomes a wrk Lua script (method, headers, body, and a ``done`` hook that
 prints the summary as one JSON line); ``idle`` is the idle keep-alive memory check;
-``routes-1k`` is reserved for the routing benchmark (issue 3, scenario 5) and not runnable yet.
+``routes`` (routes-1k, issue 3 scenario 5) is a wrk scenario with its own configs, backend
+ports and Lua script, for fastgw and nginx only: see bench/routes.py.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class Scenario:
 
     def lua(self) -> str:
         """The wrk script: the request, and a summary line ``BENCH_JSON {...}`` at the end."""
+        if self.kind == "routes":
+            from .routes import lua  # routes imports this module
+            return lua()
         lines = [f'wrk.method = "{self.method}"']
         if self.body_size:
             lines.append(f'wrk.body = string.rep("a", {self.body_size})')
@@ -60,13 +64,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              path=STREAM_PATH),
     Scenario("idle-1k", "RSS with 1,000 idle keep-alive client connections "
              "(one GET on each, then held open)", kind="idle", idle_connections=1000),
-    Scenario("routes-1k", "1,000 routes and a consistent-hash upstream keyed by a header "
-             "(fastgw and nginx only)", kind="routes"),
+    Scenario("routes-1k", "1,000 routes (900 path prefixes, 100 host + prefix) and a "
+             "consistent-hash upstream over 4 targets keyed by X-User-Id; requests cycle over "
+             "every route and 10,000 keys (fastgw and nginx only)", kind="routes"),
 )}
 
 DEFAULT_SCENARIOS = ("get-keepalive", "get-close", "post-4k")
-
-ROUTES_NOT_READY = (
-    "routes-1k needs routing by header and consistent-hash balancing in fastgw, which do not "
-    "exist yet; when they do, fill in bench/routes.py (configs for fastgw and nginx, and a wrk "
-    "script that spreads requests across routes and keys) and give this scenario kind 'wrk'.")

@@ -59,9 +59,20 @@ def _start_nginx(name: str, prefix: Path, conf: str, port: int) -> Server:
                   prefix / "logs" / "stdout.log", port)
 
 
-def start_backend(run_dir: Path) -> Server:
-    """The nginx every proxy forwards to; it also is the 'backend (direct)' ceiling row."""
+def start_backend(run_dir: Path, target_ports: int = 0) -> Server:
+    """The nginx every proxy forwards to; it also is the 'backend (direct)' ceiling row.
+
+    With ``target_ports``, it also listens on that many more ports (``server.target_ports``),
+    the targets of routes-1k's consistent-hash upstream, which name themselves in a header."""
     port = free_port()
+    targets = sorted({free_port() for _ in range(target_ports)} - {port})
+    while len(targets) < target_ports:
+        targets = sorted(set(targets) | {free_port()} - {port})
+    if targets:
+        from .routes import backend_block  # routes imports this module
+        extra = backend_block(targets)
+    else:
+        extra = ""
     prefix = _nginx_prefix(run_dir, "nginx-backend")
     root = prefix / "html"
     root.mkdir(exist_ok=True)
@@ -76,9 +87,10 @@ def start_backend(run_dir: Path) -> Server:
     location = {STREAM_PATH} {{ root {root}; }}
     location / {{ return 200 "{SMALL_BODY.rstrip()}\\n"; }}
   }}
-}}
+{extra}}}
 """
     server = _start_nginx("backend", prefix, conf, port)
+    server.target_ports = targets
     server.wait_ready()
     return server
 
