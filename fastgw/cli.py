@@ -1,4 +1,5 @@
-"""Command line: ``fastgw run|check|version``. Parses arguments and hands over; nothing else."""
+"""Command line: ``fastgw run|check|demo|version``. Parses arguments and hands over; nothing
+else."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True, help=CONFIG_HELP)
     check = commands.add_parser("check", help="validate a configuration file and summarize it")
     check.add_argument("-c", "--config", required=True, help=CONFIG_HELP)
+    demo = commands.add_parser(
+        "demo", help="run the gateway on a built-in configuration, with demo upstreams")
+    demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                      help="where the gateway listens (default: %(default)s)")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -30,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"fastgw {__version__} (parser: {_core.IMPLEMENTATION})")
         return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.listen)
 
     from .config import ConfigError, load_config
 

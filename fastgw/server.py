@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import uvloop
 
@@ -25,14 +27,22 @@ TICK = 0.25  # seconds between deadline sweeps: the granularity of every timeout
 SHUTDOWN_TIMEOUT = 30.0
 
 
-def serve(config, filename: str) -> int:
+def serve(config, filename: str,
+          main: Callable[[], Coroutine[Any, Any, int]] | None = None) -> int:
+    """Run the gateway on a new uvloop loop until SIGTERM/SIGINT; returns the exit status.
+
+    ``main``, when given, runs instead of ``run_gateway(config)`` and must await it itself:
+    ``fastgw demo`` starts its upstreams before the gateway and stops them after.
+    """
     setup_logging(config.log_level)
     log.info("fastgw %s starting with %s (parser: %s, %s)", __version__, filename,
              _core.IMPLEMENTATION, _core.WHY)
-    return uvloop.run(_main(config))
+    return uvloop.run(main() if main is not None else run_gateway(config))
 
 
-async def _main(config) -> int:
+async def run_gateway(config, listening: Callable[[], None] | None = None) -> int:
+    """The gateway inside the running loop: listen, serve until SIGTERM/SIGINT, shut down
+    gracefully. ``listening`` is called once every listener is open. Returns the exit status."""
     loop = asyncio.get_running_loop()
     gw = ProxyState(loop, config, compile_plan(config))
     servers = []
@@ -47,6 +57,8 @@ async def _main(config) -> int:
             return 1
         servers.append(server)
         log.info("listening on %s:%d", host, port)
+    if listening is not None:
+        listening()
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
