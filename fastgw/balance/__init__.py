@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .least_conn import LeastConn
 from .peer import Balancer, Peer
-from .round_robin import RoundRobin, SmoothWeightedRoundRobin
+from .round_robin import RoundRobin
 
 KINDS = ("round_robin", "least_conn", "consistent_hash")
 
@@ -27,7 +27,6 @@ __all__ = [
     "Balancer",
     "RoundRobin",
     "LeastConn",
-    "SmoothWeightedRoundRobin",
     "make_balancer",
     "KINDS",
 ]

@@ -4,18 +4,36 @@ import random
 
 import pytest
 
-from fastgw.balance import (
-    LeastConn,
-    Peer,
-    RoundRobin,
-    SmoothWeightedRoundRobin,
-    make_balancer,
-)
+from fastgw.balance import LeastConn, Peer, RoundRobin, make_balancer
+
+
+class ReferenceWRR:
+    """nginx's smooth weighted round robin over bare weights, written as plainly as in
+    ngx_http_upstream_round_robin.c: the reference the optimized RoundRobin must match."""
+
+    def __init__(self, weights):
+        self.weights = list(weights)
+        self.current = [0] * len(self.weights)
+
+    def pick(self, available=None):
+        best, total = -1, 0
+        for i, weight in enumerate(self.weights):
+            if weight <= 0 or (available is not None and not available[i]):
+                continue
+            self.current[i] += weight
+            total += weight
+            if best < 0 or self.current[i] > self.current[best]:
+                best = i
+        if best >= 0:
+            self.current[best] -= total
+        return best
 
 
 def sequence(weights, n, available=None):
-    rr = SmoothWeightedRoundRobin(weights)
-    return "".join("abcdefgh"[rr.pick(available)] for _ in range(n))
+    down = [False] * len(weights) if available is None else [not a for a in available]
+    rr = RoundRobin([Peer(f"h{i}:80", w, down=d) for i, (w, d) in enumerate(
+        zip(weights, down, strict=True))])
+    return "".join("abcdefgh"[rr.pick()] for _ in range(n))
 
 
 def test_nginx_sequence_5_1_1():
@@ -36,8 +54,9 @@ def test_single_target():
 
 
 def test_no_target_available():
-    assert SmoothWeightedRoundRobin([0, 0]).pick() == -1
-    assert SmoothWeightedRoundRobin([1, 1]).pick([False, False]) == -1
+    assert RoundRobin([Peer("a:1", 0), Peer("b:1", 0)]).pick() == -1
+    assert RoundRobin([Peer("a:1", down=True), Peer("b:1", down=True)]).pick() == -1
+    assert ReferenceWRR([1, 1]).pick([False, False]) == -1
 
 
 def test_unavailable_targets_are_skipped_and_shares_hold():
@@ -134,7 +153,7 @@ def test_rr_matches_the_weights_only_implementation():
         down = [rng.random() < 0.2 for _ in weights]
         pairs = list(zip(weights, down, strict=True))
         rr = RoundRobin([Peer(f"h{i}:80", w, down=d) for i, (w, d) in enumerate(pairs)])
-        ref = SmoothWeightedRoundRobin([0 if d else w for w, d in pairs])
+        ref = ReferenceWRR([0 if d else w for w, d in pairs])
         assert [rr.pick() for _ in range(30)] == [ref.pick() for _ in range(30)]
 
 
