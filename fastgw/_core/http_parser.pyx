@@ -803,25 +803,17 @@ cdef class RequestHead:
         return out
 
 
-cdef class RequestParser:
-    """Parses request heads under the configured limits."""
+cdef class _HeadParser:
+    """What both parsers share: accepting any buffer (bytes without a copy) and the reusable
+    array of line records. Subclasses implement ``_parse`` over a pointer and a length."""
 
-    cdef public Py_ssize_t max_request_line
-    cdef public Py_ssize_t max_header_bytes
-    cdef public Py_ssize_t max_headers
     cdef _Lines _lines
 
     def __cinit__(self):
         self._lines = _Lines()
 
-    def __init__(self, Py_ssize_t max_request_line=8192, Py_ssize_t max_header_bytes=32768,
-                 Py_ssize_t max_headers=100):
-        self.max_request_line = max_request_line
-        self.max_header_bytes = max_header_bytes
-        self.max_headers = max_headers
-
     def parse(self, buf):
-        """A RequestHead once ``buf`` holds a whole head, None before; ParseError if bad."""
+        """A head once ``buf`` holds a whole one, None before; ParseError if it is bad."""
         cdef Py_buffer view
         if type(buf) is bytes:
             return self._parse(buf, <const unsigned char *>PyBytes_AS_STRING(buf),
@@ -836,6 +828,23 @@ cdef class RequestParser:
             return self._parse(None, <const unsigned char *>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
+
+    cdef object _parse(self, object whole, const unsigned char *p, Py_ssize_t n):
+        raise NotImplementedError
+
+
+cdef class RequestParser(_HeadParser):
+    """Parses request heads under the configured limits."""
+
+    cdef public Py_ssize_t max_request_line
+    cdef public Py_ssize_t max_header_bytes
+    cdef public Py_ssize_t max_headers
+
+    def __init__(self, Py_ssize_t max_request_line=8192, Py_ssize_t max_header_bytes=32768,
+                 Py_ssize_t max_headers=100):
+        self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
 
     cdef object _parse(self, object whole, const unsigned char *p, Py_ssize_t n):
         cdef Py_ssize_t cap = _capacity(self.max_headers, n)
@@ -1056,36 +1065,15 @@ cdef class ResponseHead:
         return out
 
 
-cdef class ResponseParser:
+cdef class ResponseParser(_HeadParser):
     """Parses response heads from an upstream; errors carry status 502."""
 
     cdef public Py_ssize_t max_header_bytes
     cdef public Py_ssize_t max_headers
-    cdef _Lines _lines
-
-    def __cinit__(self):
-        self._lines = _Lines()
 
     def __init__(self, Py_ssize_t max_header_bytes=65536, Py_ssize_t max_headers=200):
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
-
-    def parse(self, buf):
-        """A ResponseHead once ``buf`` holds a whole head, None before; ParseError if bad."""
-        cdef Py_buffer view
-        if type(buf) is bytes:
-            return self._parse(buf, <const unsigned char *>PyBytes_AS_STRING(buf),
-                               PyBytes_GET_SIZE(buf))
-        try:
-            PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
-        except BufferError:  # not contiguous: copy it, as the twin does with any buffer
-            buf = bytes(buf)
-            return self._parse(buf, <const unsigned char *>PyBytes_AS_STRING(buf),
-                               PyBytes_GET_SIZE(buf))
-        try:
-            return self._parse(None, <const unsigned char *>view.buf, view.len)
-        finally:
-            PyBuffer_Release(&view)
 
     cdef object _parse(self, object whole, const unsigned char *p, Py_ssize_t n):
         cdef Py_ssize_t cap = _capacity(self.max_headers, n)
