@@ -67,36 +67,3 @@ class PathEdit:
             else:
                 path = self.replacement + rest
         return path
-
-
-def compose_request(head, path: bytes, kept: bytes, tail: bytes, host: bytes) -> bytes:
-    """The forwarded head when a route rewrites it: like ``RequestHead.forward`` (same
-    framing and X-Forwarded-* rules) with another path, header lines and Host."""
-    if head.chunked:
-        framing = b"Transfer-Encoding: " + head.transfer_encoding + b"\r\n"
-    elif head.content_length >= 0:
-        framing = b"Content-Length: %d\r\n" % head.content_length
-    else:
-        framing = b""
-    if head.upgrade is not None:
-        framing += b"Connection: upgrade\r\nUpgrade: " + head.upgrade + b"\r\n"
-    xff = head.x_forwarded_for
-    return b"".join((
-        head.method, b" ", path, b" HTTP/1.1\r\nHost: ", host, b"\r\n", kept, framing,
-        b"X-Forwarded-For: ", xff + b", " if xff else b"", tail, head.host or host, b"\r\n\r\n",
-    ))
-
-
-def compose_response(rhead, kept: bytes, extra: bytes, te_allowed: bool, no_body: bool) -> bytes:
-    """The client's response head when a route rewrites its headers: like
-    ``ResponseHead.forward`` with other header lines."""
-    te = rhead.transfer_encoding
-    if te is not None and not te_allowed:
-        framing = b""
-    elif rhead.chunked or (te is not None and not no_body):
-        framing = b"Transfer-Encoding: " + te + b"\r\n"
-    elif rhead.content_length >= 0:
-        framing = b"Content-Length: %d\r\n" % rhead.content_length
-    else:
-        framing = b""
-    return b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (rhead.status, rhead.reason, kept, framing, extra)

@@ -749,14 +749,22 @@ cdef class RequestHead:
         """First value of header ``name`` (case-insensitive), for routing; None if absent."""
         return _find_header(self.raw, name)
 
-    def forward(self, bytes tail not None, bytes host not None):
+    def forward(self, bytes tail not None, bytes host not None, bytes path=None,
+                bytes kept=None, bytes forwarded_host=None):
         """The head to send upstream, in one piece: request line, Host, the kept lines,
         framing, Upgrade when upgrading, X-Forwarded-For (received values, then ``tail``, which
-        starts with the client address and ends with "X-Forwarded-Host: "), then ``host``."""
+        starts with the client address and ends with "X-Forwarded-Host: "), then the forwarded
+        host (``host`` unless given). A route's rewrites pass another ``path`` and ``kept``."""
+        if path is None:
+            path = self.path
+        if kept is None:
+            kept = self.kept
+        if forwarded_host is None:
+            forwarded_host = host
         cdef Py_ssize_t digits = 0
-        cdef Py_ssize_t total = (PyBytes_GET_SIZE(self.method) + PyBytes_GET_SIZE(self.path)
-                                 + 2 * PyBytes_GET_SIZE(host) + PyBytes_GET_SIZE(self.kept)
-                                 + PyBytes_GET_SIZE(tail) + 41)
+        cdef Py_ssize_t total = (PyBytes_GET_SIZE(self.method) + PyBytes_GET_SIZE(path)
+                                 + PyBytes_GET_SIZE(host) + PyBytes_GET_SIZE(forwarded_host)
+                                 + PyBytes_GET_SIZE(kept) + PyBytes_GET_SIZE(tail) + 41)
         # 41 = len(" ") + len(" HTTP/1.1\r\nHost: ") + len("\r\n")
         #      + len("X-Forwarded-For: ") + len("\r\n\r\n")
         if self.chunked:
@@ -775,11 +783,11 @@ cdef class RequestHead:
         cdef char *w = start
         w = _put_bytes(w, self.method)
         w = _put(w, " ", 1)
-        w = _put_bytes(w, self.path)
+        w = _put_bytes(w, path)
         w = _put(w, " HTTP/1.1\r\nHost: ", 17)
         w = _put_bytes(w, host)
         w = _put(w, "\r\n", 2)
-        w = _put_bytes(w, self.kept)
+        w = _put_bytes(w, kept)
         if self.chunked:
             w = _put(w, "Transfer-Encoding: ", 19)
             w = _put_bytes(w, self.transfer_encoding)
@@ -797,7 +805,7 @@ cdef class RequestHead:
             w = _put_bytes(w, self.x_forwarded_for)
             w = _put(w, ", ", 2)
         w = _put_bytes(w, tail)
-        w = _put_bytes(w, host)
+        w = _put_bytes(w, forwarded_host)
         w = _put(w, "\r\n\r\n", 4)
         assert w - start == total
         return out
@@ -1024,13 +1032,15 @@ cdef class ResponseHead:
         """First value of header ``name`` (case-insensitive); None if absent."""
         return _find_header(self.raw, name)
 
-    def forward(self, bytes extra not None, bint te_allowed, bint no_body):
-        """The head to send the client: status line (as HTTP/1.1), the kept lines, framing,
-        then ``extra`` (e.g. a Connection line). ``te_allowed`` is False for HTTP/1.0 clients,
-        which are never sent Transfer-Encoding."""
+    def forward(self, bytes extra not None, bint te_allowed, bint no_body, bytes kept=None):
+        """The head to send the client: status line (as HTTP/1.1), the kept lines (or
+        ``kept``, when a route rewrites them), framing, then ``extra`` (e.g. a Connection
+        line). ``te_allowed`` is False for HTTP/1.0 clients: they never get Transfer-Encoding."""
+        if kept is None:
+            kept = self.kept
         cdef Py_ssize_t digits = 0
         cdef int framing = 0  # 1: Transfer-Encoding, 2: Content-Length
-        cdef Py_ssize_t total = (PyBytes_GET_SIZE(self.reason) + PyBytes_GET_SIZE(self.kept)
+        cdef Py_ssize_t total = (PyBytes_GET_SIZE(self.reason) + PyBytes_GET_SIZE(kept)
                                  + PyBytes_GET_SIZE(extra) + 17)
         # 17 = len("HTTP/1.1 ") + 3 digits + len(" ") + len("\r\n") + len("\r\n")
         if self.transfer_encoding is not None and not te_allowed:
@@ -1050,7 +1060,7 @@ cdef class ResponseHead:
         w = _put(w, " ", 1)
         w = _put_bytes(w, self.reason)
         w = _put(w, "\r\n", 2)
-        w = _put_bytes(w, self.kept)
+        w = _put_bytes(w, kept)
         if framing == 1:
             w = _put(w, "Transfer-Encoding: ", 19)
             w = _put_bytes(w, self.transfer_encoding)

@@ -71,10 +71,12 @@ class RequestHead:
         """First value of header ``name`` (case-insensitive), for routing; None if absent."""
         return _find_header(self.raw, name)
 
-    def forward(self, tail: bytes, host: bytes) -> bytes:
+    def forward(self, tail: bytes, host: bytes, path: bytes | None = None,
+                kept: bytes | None = None, forwarded_host: bytes | None = None) -> bytes:
         """The head to send upstream, in one piece: request line, Host, the kept lines,
         framing, Upgrade when upgrading, X-Forwarded-For (received values, then ``tail``, which
-        starts with the client address and ends with "X-Forwarded-Host: "), then ``host``."""
+        starts with the client address and ends with "X-Forwarded-Host: "), then the forwarded
+        host (``host`` unless given). A route's rewrites pass another ``path`` and ``kept``."""
         if self.chunked:
             framing = b"Transfer-Encoding: " + self.transfer_encoding + b"\r\n"
         elif self.content_length >= 0:
@@ -85,8 +87,9 @@ class RequestHead:
             framing += b"Connection: upgrade\r\nUpgrade: " + self.upgrade + b"\r\n"
         xff = self.x_forwarded_for
         return b"".join((
-            self.method, b" ", self.path, b" HTTP/1.1\r\nHost: ", host, b"\r\n", self.kept,
-            framing, b"X-Forwarded-For: ", xff + b", " if xff else b"", tail, host,
+            self.method, b" ", self.path if path is None else path, b" HTTP/1.1\r\nHost: ",
+            host, b"\r\n", self.kept if kept is None else kept, framing, b"X-Forwarded-For: ",
+            xff + b", " if xff else b"", tail, host if forwarded_host is None else forwarded_host,
             b"\r\n\r\n",
         ))
 
@@ -102,10 +105,11 @@ class ResponseHead:
     def header(self, name: bytes) -> bytes | None:
         return _find_header(self.raw, name)
 
-    def forward(self, extra: bytes, te_allowed: bool, no_body: bool) -> bytes:
-        """The head to send the client: status line (as HTTP/1.1), the kept lines, framing,
-        then ``extra`` (e.g. a Connection line). ``te_allowed`` is False for HTTP/1.0 clients,
-        which are never sent Transfer-Encoding."""
+    def forward(self, extra: bytes, te_allowed: bool, no_body: bool,
+                kept: bytes | None = None) -> bytes:
+        """The head to send the client: status line (as HTTP/1.1), the kept lines (or
+        ``kept``, when a route rewrites them), framing, then ``extra`` (e.g. a Connection
+        line). ``te_allowed`` is False for HTTP/1.0 clients: they never get Transfer-Encoding."""
         te = self.transfer_encoding
         if te is not None and not te_allowed:
             framing = b""
@@ -116,7 +120,7 @@ class ResponseHead:
         else:
             framing = b""
         return b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (
-            self.status, self.reason, self.kept, framing, extra)
+            self.status, self.reason, self.kept if kept is None else kept, framing, extra)
 
 
 def _find_header(raw: bytes, name: bytes) -> bytes | None:

@@ -15,7 +15,6 @@ import socket
 import struct
 
 from .._core import ChunkedReader, ParseError
-from ..rewrite import compose_request, compose_response
 from ..versioning import VersionError
 from .responses import CONTINUE, error_response
 from .upstream import UpstreamConnection
@@ -338,7 +337,7 @@ class ClientConnection(asyncio.Protocol):
             kept = edit.apply(kept)
             if edit.host is not None:
                 host = edit.host
-        return compose_request(head, path, kept, self.xff_tail, host)
+        return head.forward(self.xff_tail, host, path, kept, head.host or target.address_bytes)
 
     def _connect(self, target, request: bytes) -> None:
         # A Task per new upstream connection (not per request): connecting is rare with pooling.
@@ -406,8 +405,7 @@ class ClientConnection(asyncio.Protocol):
             extra += gw.versioning.response_headers(self.version)  # Deprecation, Sunset
         edit = self.route.response_edit if self.route is not None else None
         if edit is not None:
-            return compose_response(rhead, edit.apply(rhead.kept), extra, head.version == 11,
-                                    no_body)
+            return rhead.forward(extra, head.version == 11, no_body, edit.apply(rhead.kept))
         # HTTP/1.0 has no Transfer-Encoding: a 1.0 client's body ends at the close
         return rhead.forward(extra, head.version == 11, no_body)
 

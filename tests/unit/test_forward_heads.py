@@ -113,3 +113,14 @@ def test_compiled_and_pure_forward_the_same(compiled_parser, fields, length, xff
     for te_allowed in (True, False):
         for no_body in (True, False):
             assert a.forward(tail, te_allowed, no_body) == b.forward(tail, te_allowed, no_body)
+
+
+def test_rewritten_parts(parser_impl):
+    """A route's rewrites: another path, header lines and Host; X-Forwarded-Host stays."""
+    head = request(parser_impl, b"GET /api/x HTTP/1.1\r\nHost: ex.com\r\nCookie: a\r\n\r\n")
+    assert head.forward(TAIL, b"internal", b"/x", b"X-Env: prod\r\n", b"ex.com") == (
+        b"GET /x HTTP/1.1\r\nHost: internal\r\nX-Env: prod\r\n"
+        b"X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ex.com\r\n\r\n")
+    resp = response(parser_impl, b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\n\r\n")
+    assert resp.forward(b"", True, False, b"Cache-Control: no-store\r\n") == (
+        b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\n\r\n")

@@ -3,7 +3,7 @@
 import pytest
 
 from fastgw._core.pure_parser import RequestParser
-from fastgw.rewrite import HeaderEdit, PathEdit, compose_request, drop_lines
+from fastgw.rewrite import HeaderEdit, PathEdit, drop_lines
 
 TAIL = b"1.2.3.4\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "
 
@@ -34,7 +34,7 @@ def test_drop_lines_keeps_everything_else():
     assert drop_lines(b"", frozenset({b"a"})) == b""
 
 
-def test_compose_request_matches_forward_when_nothing_changes():
+def test_forward_with_explicit_parts_matches_forward_when_nothing_changes():
     head = RequestParser().parse(b"POST /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 9.9.9.9\r\n"
                                  b"Content-Length: 3\r\nX-A: b\r\n\r\n")
-    assert compose_request(head, head.path, head.kept, TAIL, head.host) == head.forward(TAIL, b"h")
+    assert head.forward(TAIL, b"h", head.path, head.kept, head.host) == head.forward(TAIL, b"h")
