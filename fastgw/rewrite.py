@@ -1,7 +1,8 @@
 """Per-route rewrites of the forwarded request (path, headers) and of the response headers.
 
-Compiled once per plan from the route's config; applied only on routes that have them, so
-routes without rewrites keep the one-allocation forwarding path. Sans-IO: bytes in, bytes out.
+Compiled once per plan from the route's config; applied only on routes that have them. They
+compute the parts that change (path, header lines, Host); the head is still built in one
+allocation by ``RequestHead.forward`` / ``ResponseHead.forward``. Sans-IO: bytes in, bytes out.
 """
 
 from __future__ import annotations
