@@ -198,6 +198,9 @@ def _explain(text: str, raw: Any) -> tuple[str, str]:
         spot = _Spot.find(raw, match["outer"])
         return spot.path, _reword_expected(message, _MISSING, subject="every key to be ")
     spot = _Spot.find(raw, path)
+    if spot.path == "$.workers":  # a number or a word: msgspec would name only one of them
+        expected = 'expected a number of workers (1 to 1024) or "auto"'
+        return spot.path, f"{expected}, got {show(spot.value)}"
     if unknown := re.fullmatch(r"Object contains unknown field `(.*)`", message):
         return _unknown_field(spot, unknown[1])
     if missing := re.fullmatch(r"Object missing required field `(.*)`", message):

@@ -10,6 +10,7 @@ here but in ``loader``, which knows the path of each value in the file.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from functools import cached_property
 from typing import Annotated, Literal
@@ -257,6 +258,11 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     listen: str | list[str]
     log_level: LogLevel = "info"
+    # worker processes: a number, or "auto" for one per CPU
+    workers: Annotated[int, msgspec.Meta(ge=1, le=1024)] | Literal["auto"] = 1
+    pidfile: str | None = None  # also where the reload status file lives (PIDFILE.status)
+    # SIGTERM/SIGINT: how long in-flight requests may take before connections are closed
+    shutdown_timeout: Duration = 30.0
     upstreams: dict[Name, Upstream]
     routes: list[Route]
     versioning: Versioning | None = None
@@ -264,11 +270,18 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limits: Limits = msgspec.field(default_factory=Limits)
 
     def __post_init__(self) -> None:
+        _normalize_units(self)
         if isinstance(self.listen, str):
             self.listen = [self.listen]
         for index, route in enumerate(self.routes):
             if not route.name:
                 route.name = f"route-{index}"
+
+    def worker_count(self) -> int:
+        """``workers`` as a number (``auto``: the CPUs this process may run on)."""
+        if self.workers == "auto":
+            return len(os.sched_getaffinity(0)) or 1
+        return self.workers
 
     def listen_addresses(self) -> list[tuple[str, int]]:
         """(host, port) per listener, IPv6 hosts without brackets."""
