@@ -1,5 +1,5 @@
-"""Command line: ``fastgw run|check|demo|version``. Parses arguments and hands over; nothing
-else."""
+"""Command line: ``fastgw run|check|plan|reload|demo|version``. Parses arguments and hands
+over; nothing else."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 from . import __version__
 
-
 CONFIG_HELP = "configuration file (.yaml, .toml or .json)"
+PIDFILE_HELP = "the running master's pidfile (default: the config's pidfile setting)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,8 +18,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway")
     run.add_argument("-c", "--config", required=True, help=CONFIG_HELP)
+    run.add_argument("--pidfile", help="write the master's pid here (overrides the config); "
+                                       "the reload status goes to PIDFILE.status")
     check = commands.add_parser("check", help="validate a configuration file and summarize it")
     check.add_argument("-c", "--config", required=True, help=CONFIG_HELP)
+    plan = commands.add_parser(
+        "plan", help="show what reloading to a configuration file would change")
+    plan.add_argument("-c", "--config", required=True, help="the new " + CONFIG_HELP)
+    plan.add_argument("--against", metavar="OLD",
+                      help="compare with this file instead of the running configuration")
+    plan.add_argument("--pidfile", help=PIDFILE_HELP)
+    reload = commands.add_parser(
+        "reload", help="make the running gateway reload its file (SIGHUP) and wait for the outcome")
+    reload.add_argument("--pidfile", help=PIDFILE_HELP)
+    reload.add_argument("-c", "--config", help="read the pidfile setting from this file")
+    reload.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds to wait for the outcome (default: %(default)s)")
     demo = commands.add_parser(
         "demo", help="run the gateway on a built-in configuration, with demo upstreams")
     demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
@@ -39,11 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         return run_demo(args.listen)
+    if args.command in ("reload", "plan"):
+        from .operate import plan, reload
 
-    from .config import ConfigError, load_config
+        return reload(args) if args.command == "reload" else plan(args)
+
+    from .config import ConfigError, load_config_bytes, read_config_file
 
     try:
-        config = load_config(args.config)
+        data = read_config_file(args.config)
+        config = load_config_bytes(data, args.config)
     except ConfigError as exc:
         print(f"fastgw: {exc}", file=sys.stderr)
         return 1
@@ -57,4 +76,5 @@ def main(argv: list[str] | None = None) -> int:
 
     from .server import serve
 
-    return serve(config, args.config)
+    return serve(config, args.config, data, args.pidfile or config.pidfile)
+

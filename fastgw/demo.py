@@ -18,7 +18,7 @@ import sys
 from .config import ConfigError, load_config_bytes
 from .config.schema import parse_address
 from .plan import compile_plan
-from .server import run_gateway, serve
+from .server import run_gateway, serve_in_process
 
 log = logging.getLogger("fastgw")
 
@@ -256,4 +256,4 @@ def run_demo(listen: str = DEFAULT_LISTEN) -> int:
             for target in targets:
                 await target.stop()
 
-    return serve(config, CONFIG_NAME, main)
+    return serve_in_process(config, CONFIG_NAME, main)

@@ -1,4 +1,5 @@
-"""Logging to stderr: one line per event, with a timestamp and a level."""
+"""Logging to stderr: one line per event, with a timestamp, the level and which process said it
+(``master`` or ``worker N``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ import logging
 import sys
 
 
-def setup_logging(level: str = "info") -> None:
+def setup_logging(level: str = "info", process: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    tag = f"[{process}] " if process else ""
     handler.setFormatter(logging.Formatter(
-        "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        f"%(asctime)s.%(msecs)03d %(levelname)s {tag}%(name)s: %(message)s",
+        "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger("fastgw")
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
     root.propagate = False
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    logging.getLogger("fastgw").setLevel(level.upper())

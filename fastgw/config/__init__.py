@@ -4,7 +4,7 @@
 message names the file, the place in it and what was expected.
 """
 
-from .loader import ConfigError, load_config, load_config_bytes
+from .loader import ConfigError, load_config, load_config_bytes, read_config_file
 from .schema import Config, Keepalive, Limits, Match, Route, Target, Timeouts, Upstream
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "Upstream",
     "load_config",
     "load_config_bytes",
+    "read_config_file",
 ]

@@ -61,12 +61,17 @@ class ConfigError(Exception):
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Load and check the configuration file at ``path``; the extension picks the format."""
     filename = os.fspath(path)
+    return load_config_bytes(read_config_file(filename), filename)
+
+
+def read_config_file(filename: str) -> bytes:
+    """The file's bytes (kept by a reload, to checksum and to diff later); ConfigError if it
+    cannot be read or its extension names no format we know."""
     _decoder(filename)
     try:
-        data = Path(filename).read_bytes()
+        return Path(filename).read_bytes()
     except OSError as exc:
         raise ConfigError(filename, f"cannot read the file: {exc.strerror or exc}") from None
-    return load_config_bytes(data, filename)
 
 
 def load_config_bytes(data: bytes, filename: str) -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import _core
 from ..balance.peer import Peer
-from ..plan import Plan
+from ..plan import Plan, UpstreamSpec
 from ..upstream.pool import Pool
 from ..upstream.target import Target, UpstreamGroup
 
@@ -41,9 +41,24 @@ class RouteRuntime:
 
 
 class ProxyState:
+    """One worker's view of the plan, swapped whole by ``apply`` between two callbacks."""
+
     def __init__(self, loop, config, plan: Plan) -> None:
         self.loop = loop
         self.now = loop.time()
+        self.write_high = WRITE_HIGH
+        self.write_low = WRITE_LOW
+        self.clients: set = set()
+        self.closing = False
+        self.specs: dict[str, UpstreamSpec] = {}
+        self.groups: dict[str, UpstreamGroup] = {}
+        self.apply(config, plan)
+
+    def apply(self, config, plan: Plan) -> None:
+        """Serve ``plan`` from the next request on (a reload). What did not change carries
+        over: an unchanged upstream keeps its balancer (and its position), a target that stays
+        keeps its pool; removed or drained targets get no new requests, their idle
+        connections close now and the ones in flight close when their response is done."""
         limits = config.limits
         timeouts = config.timeouts
         self.parser = _core.RequestParser(limits.max_request_line, limits.max_header_bytes,
@@ -56,21 +71,32 @@ class ProxyState:
         self.idle_timeout = timeouts.client_idle
         self.connect_timeout = timeouts.upstream_connect
         self.read_timeout = timeouts.upstream_read
-        self.write_high = WRITE_HIGH
-        self.write_low = WRITE_LOW
-        self.clients: set = set()
-        self.closing = False
-        self.router = plan.router
-        self.groups: dict[str, UpstreamGroup] = {}
+        self.shutdown_timeout = config.shutdown_timeout
+
+        old_groups = self.groups
+        pools = {(name, t.address): t.pool for name, g in old_groups.items() for t in g.targets}
+        groups: dict[str, UpstreamGroup] = {}
         for name, spec in plan.upstreams.items():
-            targets = [
-                Target(t.address, t.host, t.port, t.weight, Pool(spec.max_idle, spec.idle_timeout))
-                for t in spec.targets
-            ]
+            if self.specs.get(name) == spec:
+                groups[name] = old_groups[name]
+                continue
+            targets = []
+            for t in spec.targets:
+                pool = pools.get((name, t.address)) or Pool(spec.max_idle, spec.idle_timeout)
+                pool.idle_timeout = spec.idle_timeout
+                pool.limit(spec.max_idle if t.weight > 0 and not t.down else 0)
+                targets.append(Target(t.address, t.host, t.port, t.weight, pool))
             peers = [Peer(t.address, t.weight, t.backup, t.down) for t in spec.targets]
-            self.groups[name] = UpstreamGroup(name, targets, peers, spec.balance, spec.hash_on)
+            groups[name] = UpstreamGroup(name, targets, peers, spec.balance, spec.hash_on)
+        kept = {id(t.pool) for g in groups.values() for t in g.targets}
+        for pool in pools.values():
+            if id(pool) not in kept:  # its target is gone: drain
+                pool.limit(0)
+        self.specs = dict(plan.upstreams)
+        self.groups = groups
         # per route, what it does, with upstream names resolved to groups once
-        self.routes = [RouteRuntime(action, self.groups) for action in plan.routes]
+        self.routes = [RouteRuntime(action, groups) for action in plan.routes]
+        self.router = plan.router
         self.versioning = plan.versioning
         self.unknown_version_default = plan.unknown_version_default
 

@@ -57,6 +57,18 @@ class Pool:
             for conn in old:
                 conn.close()
 
+    def limit(self, max_idle: int) -> None:
+        """Keep at most ``max_idle`` idle connections from now on (0: drain), closing the oldest
+        ones over it now."""
+        self.max_idle = max_idle
+        extra = len(self.idle) - max_idle
+        if extra > 0:
+            old = self.idle[:extra]
+            del self.idle[:extra]
+            del self.idle_since[:extra]
+            for conn in old:
+                conn.close()
+
     def close_all(self) -> None:
         idle, self.idle, self.idle_since = self.idle, [], []
         for conn in idle:

@@ -7,6 +7,7 @@ failure messages quote. Memory is read from /proc (VmRSS of the gateway and its 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import socket
@@ -118,7 +119,7 @@ class Gateway:
         return "gateway stderr (tail):\n" + "\n".join(self.log().splitlines()[-lines:])
 
     def start(self, timeout: float = 20.0) -> Gateway:
-        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        self.write_config(self.config)
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 (held until stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastgw", "run", "-c", str(self.config_path)],
@@ -146,6 +147,39 @@ class Gateway:
             return True
         except OSError:
             return False
+
+    # --- reloads -----------------------------------------------------------------------------
+
+    @property
+    def pidfile(self) -> Path:
+        """Where the master writes its pid (set in the config by ``start``)."""
+        return self.workdir / f"{self.config_path.stem}.pid"
+
+    def write_config(self, config: dict | str) -> None:
+        """Replace the file the gateway reads on reload (a dict as YAML, or raw text)."""
+        text = config if isinstance(config, str) else yaml.safe_dump(
+            {**config, "pidfile": str(self.pidfile)}, sort_keys=False)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.config_path)  # a reload never reads half a file
+
+    def fastgw(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """Run another fastgw command (``reload``, ``plan``...) next to this gateway."""
+        return subprocess.run([sys.executable, "-m", "fastgw", *args], capture_output=True,
+                              text=True, cwd=self.workdir, env=self.env, timeout=timeout)
+
+    def reload(self, config: dict | str | None = None) -> subprocess.CompletedProcess:
+        """``fastgw reload`` (after writing ``config``, if given): waits for the outcome."""
+        if config is not None:
+            self.write_config(config)
+        return self.fastgw("reload", "--pidfile", str(self.pidfile))
+
+    def status(self) -> dict:
+        return json.loads(Path(f"{self.pidfile}.status").read_text())
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        return sorted(_children(self.proc.pid))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -1,0 +1,391 @@
+"""The master process: binds the listeners, runs the workers, replaces the ones that die,
+reloads on SIGHUP and shuts everything down on SIGTERM/SIGINT (graceful) or SIGQUIT (now).
+
+It never serves a request and runs no event loop: a select() over a signal wake-up pipe and
+one control socket per worker. Workers are forked, so they start with the master's current
+config and plan already compiled, and inherit its listening sockets.
+
+Reload: read the file, validate it completely (schema, checks, plan, new listeners bound),
+and only then send it to every worker, which swaps its plan between two callbacks. A file
+that fails any step changes nothing; the error is logged and written to the status file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from pathlib import Path
+
+from .. import __version__, _core
+from ..config import ConfigError, load_config_bytes, read_config_file
+from ..logs import set_level, setup_logging
+from ..plan import compile_plan
+from ..plan_diff import checksum, describe_changes
+from . import control, listeners, status
+from .listeners import show
+
+log = logging.getLogger("fastgw")
+
+SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+APPLY_TIMEOUT = 30.0  # how long a reload waits for every worker to confirm
+QUICK_DEATH = 5.0  # a worker that dies sooner than this after starting counts as failing
+MAX_BACKOFF = 10.0
+
+
+class Slot:
+    """One worker id (1..N) and the process currently filling it."""
+
+    def __init__(self, wid: int) -> None:
+        self.id = wid
+        self.pid = 0
+        self.sock: socket.socket | None = None
+        self.inbox: control.Inbox | None = None
+        self.generation = 0  # the generation this worker confirmed
+        self.started = 0.0
+        self.failures = 0  # quick deaths in a row
+        self.restart_at = 0.0  # when a dead worker is due to be replaced (0: not waiting)
+        self.retiring = False  # told to stop for good (workers scaled down)
+        self.awaiting = 0  # generation it was asked to apply and has not confirmed
+
+
+class Master:
+    def __init__(self, config, filename: str, data: bytes, pidfile: str | None) -> None:
+        self.config = config
+        self.plan = compile_plan(config)
+        self.filename = filename
+        self.data = data
+        self.pidfile = pidfile
+        self.generation = 1
+        self.attempts = 0
+        self.last_reload: dict | None = None
+        self.listeners: dict = {}
+        self.slots: dict[int, Slot] = {}
+        self.signals: deque[int] = deque()
+        self.stopping = 0  # the signal that started the shutdown
+
+    # --- main loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        setup_logging(self.config.log_level, "master")
+        log.info("fastgw %s starting with %s (parser: %s, %s; %d workers)", __version__,
+                 self.filename, _core.IMPLEMENTATION, _core.WHY, self.config.worker_count())
+        try:
+            self.listeners = listeners.bind_all(self.config.listen_addresses())
+        except OSError as exc:
+            log.error("%s", exc.strerror)
+            return 1
+        if self.pidfile:
+            status.write_pidfile(self.pidfile)
+        self.selector = selectors.DefaultSelector()
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_r, False)
+        os.set_blocking(self.wakeup_w, False)
+        self.selector.register(self.wakeup_r, selectors.EVENT_READ)
+        signal.set_wakeup_fd(self.wakeup_w)
+        for sig in SIGNALS:
+            signal.signal(sig, lambda signum, _frame: self.signals.append(signum))
+        try:
+            for wid in range(1, self.config.worker_count() + 1):
+                self._spawn(Slot(wid))
+            self._wait(lambda: self.stopping or all(s.generation for s in self.slots.values()),
+                       30.0)
+            for address in self.listeners:
+                log.info("listening on %s", show(address))
+            self._write_status()
+            while not self.stopping:
+                self._step(self._next_timeout())
+            return self._shutdown()
+        finally:
+            if self.pidfile:
+                status.remove(self.pidfile)
+
+    def _step(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for a signal or a worker message, and handle what came."""
+        for key, _ in self.selector.select(timeout):
+            if key.fd == self.wakeup_r:
+                try:
+                    while os.read(self.wakeup_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            else:
+                self._on_message(key.data)
+        while self.signals:
+            self._on_signal(self.signals.popleft())
+        self._restart_due()
+
+    def _wait(self, done, seconds: float) -> bool:
+        """Handle events until ``done()`` or ``seconds`` pass (signals keep being handled)."""
+        deadline = time.monotonic() + seconds
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._step(min(left, 0.5))
+        return True
+
+    def _next_timeout(self) -> float:
+        due = [s.restart_at for s in self.slots.values() if s.restart_at]
+        return max(0.0, min(due) - time.monotonic()) if due else 1.0
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            self._reap()
+        elif self.stopping:
+            return
+        elif signum == signal.SIGHUP:
+            self.reload()
+        else:
+            self.stopping = signum
+
+    # --- workers ---------------------------------------------------------------------------
+
+    def _spawn(self, slot: Slot) -> None:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ours.close()
+                self._become_worker(slot.id)
+                code = self._run_worker(slot.id, theirs)
+            finally:
+                os._exit(code)
+        theirs.close()
+        ours.settimeout(5.0)  # a worker too stuck to read its messages must not stall us
+        slot.pid, slot.sock, slot.inbox = pid, ours, control.Inbox(ours)
+        slot.generation, slot.awaiting, slot.restart_at = 0, 0, 0.0
+        slot.started = time.monotonic()
+        self.slots[slot.id] = slot
+        self.selector.register(ours, selectors.EVENT_READ, slot)
+
+    def _become_worker(self, wid: int) -> None:
+        """In the forked child: drop what belongs to the master."""
+        signal.set_wakeup_fd(-1)
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        self.selector.close()
+        os.close(self.wakeup_r)
+        os.close(self.wakeup_w)
+        for other in self.slots.values():
+            if other.sock is not None:
+                other.sock.close()
+        setup_logging(self.config.log_level, f"worker {wid}")
+
+    def _run_worker(self, wid: int, sock: socket.socket) -> int:
+        import uvloop
+
+        from .worker import Worker
+
+        try:
+            worker = Worker(self.config, self.plan, self.listeners, sock, self.generation)
+            return uvloop.run(worker.run())
+        except BaseException:
+            log.exception("worker %d failed", wid)
+            return 1
+
+    def _on_message(self, slot: Slot) -> None:
+        for message in slot.inbox.read():
+            if message["op"] == "ready":
+                slot.generation = message["generation"]
+                log.info("worker %d (pid %d) serving generation %d", slot.id, slot.pid,
+                         slot.generation)
+                self._write_status()
+            elif message["op"] == "applied":
+                slot.awaiting = 0
+                if message["ok"]:
+                    slot.generation = message["generation"]
+                else:  # it keeps the old plan: replace it by one forked with the new one
+                    log.error("worker %d could not apply generation %d (%s); replacing it",
+                              slot.id, message["generation"], message["error"])
+                    self._kill(slot, signal.SIGTERM)
+        if slot.inbox.closed:
+            self._forget_socket(slot)
+
+    def _forget_socket(self, slot: Slot) -> None:
+        if slot.sock is not None:
+            self.selector.unregister(slot.sock)
+            slot.sock.close()
+            slot.sock = None
+        slot.awaiting = 0
+
+    def _kill(self, slot: Slot, sig: int) -> None:
+        try:
+            os.kill(slot.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots.values() if s.pid == pid), None)
+            if slot is None:
+                continue
+            self._forget_socket(slot)
+            slot.pid = 0
+            code = os.waitstatus_to_exitcode(wait_status)
+            how = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0
+                   else f"exited with status {code}")
+            if self.stopping or slot.retiring:
+                log.info("worker %d (pid %d) %s", slot.id, pid, how)
+                del self.slots[slot.id]
+                continue
+            lived = time.monotonic() - slot.started
+            slot.failures = slot.failures + 1 if lived < QUICK_DEATH else 1
+            delay = 0.0 if slot.failures <= 1 else min(0.1 * 2 ** (slot.failures - 2),
+                                                        MAX_BACKOFF)
+            log.error("worker %d (pid %d) %s; restarting it%s", slot.id, pid, how,
+                      f" in {delay:.1f}s (failed {slot.failures} times in a row)" if delay
+                      else "")
+            slot.restart_at = time.monotonic() + delay
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for slot in list(self.slots.values()):
+            if slot.restart_at and slot.restart_at <= now and not self.stopping:
+                self._spawn(slot)
+
+    def _live(self) -> list[Slot]:
+        return [s for s in self.slots.values() if s.sock is not None]
+
+    # --- reload ----------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Validate the file completely, then apply it to every worker. False if invalid."""
+        self.attempts += 1
+        started = time.monotonic()
+        try:
+            data = read_config_file(self.filename)
+            config = load_config_bytes(data, self.filename)
+            plan = compile_plan(config)
+            opened = listeners.bind_all(config.listen_addresses(), have=self.listeners)
+        except (ConfigError, OSError) as exc:
+            return self._reload_failed(str(exc) if isinstance(exc, ConfigError)
+                                       else exc.strerror)
+        except Exception as exc:  # a bug in compiling: still nothing changes
+            log.exception("reload: cannot compile %s", self.filename)
+            return self._reload_failed(f"{self.filename}: cannot compile the plan: {exc}")
+
+        changes = describe_changes(self.config, config)
+        old_count = self.config.worker_count()
+        self.generation += 1
+        generation = self.generation
+        log.info("reload: %s %s -> generation %d", self.filename, checksum(data), generation)
+        for line in changes:
+            log.info("generation %d: %s", generation, line)
+        self.config, self.plan, self.data = config, plan, data
+        set_level(config.log_level)
+
+        new = [(address, len(socks)) for address, socks in opened.items()]
+        fds = [sock.fileno() for socks in opened.values() for sock in socks]
+        message = {"op": "apply", "generation": generation, "config": config, "new": new}
+        for slot in self._live():
+            try:
+                control.send(slot.sock, message, fds)
+                slot.awaiting = generation
+            except OSError as exc:  # it is dying; its replacement forks with the new plan
+                log.warning("worker %d: cannot send the new plan: %s", slot.id, exc)
+        confirmed = self._wait(lambda: not any(s.awaiting for s in self._live()),
+                               APPLY_TIMEOUT)
+        for slot in self._live():
+            if slot.awaiting:
+                log.error("worker %d did not confirm generation %d within %.0fs; replacing it",
+                          slot.id, generation, APPLY_TIMEOUT)
+                self._kill(slot, signal.SIGKILL)
+        self.listeners.update(opened)
+        wanted = set(config.listen_addresses())
+        for address in [a for a in self.listeners if a not in wanted]:
+            for sock in self.listeners.pop(address):
+                sock.close()
+            log.info("stopped listening on %s", show(address))
+        for address in opened:
+            log.info("listening on %s", show(address))
+        self._resize(old_count, config.worker_count())
+
+        elapsed = (time.monotonic() - started) * 1000
+        log.info("reloaded to generation %d in %.0f ms (%d workers%s)", generation, elapsed,
+                 len(self._live()), "" if confirmed else ", some replaced")
+        self.last_reload = {"attempt": self.attempts, "ok": True, "generation": generation,
+                            "checksum": checksum(data), "changes": changes, "error": None}
+        self._write_status()
+        return True
+
+    def _reload_failed(self, error: str) -> bool:
+        log.error("reload failed, still serving generation %d: %s", self.generation, error)
+        self.last_reload = {"attempt": self.attempts, "ok": False, "generation": self.generation,
+                            "checksum": None, "changes": [], "error": error}
+        self._write_status()
+        return False
+
+    def _resize(self, old: int, new: int) -> None:
+        if new > old:
+            for wid in range(old + 1, new + 1):
+                slot = self.slots.get(wid)
+                if slot is None:
+                    self._spawn(Slot(wid))
+                else:
+                    slot.retiring = False
+        for wid in range(new + 1, old + 1):
+            slot = self.slots.get(wid)
+            if slot is not None:
+                slot.retiring = True
+                if slot.pid:
+                    self._kill(slot, signal.SIGTERM)
+                else:
+                    del self.slots[wid]
+
+    def _write_status(self) -> None:
+        if not self.pidfile:
+            return
+        status.write_status(self.pidfile, {
+            "pid": os.getpid(),
+            "generation": self.generation,
+            "attempts": self.attempts,
+            "last_reload": self.last_reload,
+            "workers": [{"id": s.id, "pid": s.pid, "generation": s.generation}
+                        for s in sorted(self.slots.values(), key=lambda s: s.id)
+                        if s.pid and not s.retiring],
+            "config": {"path": str(Path(self.filename).resolve()),
+                       "checksum": checksum(self.data),
+                       "text": self.data.decode("utf-8", "replace")},
+        })
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    def _shutdown(self) -> int:
+        sig = self.stopping
+        graceful = sig != signal.SIGQUIT
+        log.info("%s: %s", signal.Signals(sig).name,
+                 "stopping gracefully" if graceful else "stopping now")
+        listeners.close(self.listeners)  # the workers' copies close as they stop accepting
+        self.listeners = {}
+        for slot in self.slots.values():
+            slot.restart_at = 0.0
+            if slot.pid:
+                self._kill(slot, signal.SIGTERM if graceful else signal.SIGQUIT)
+        grace = self.config.shutdown_timeout + 5.0 if graceful else 5.0
+        if not self._wait(lambda: not self.slots or all(not s.pid for s in self.slots.values()),
+                          grace):
+            for slot in self.slots.values():
+                if slot.pid:
+                    log.error("worker %d (pid %d) still running after %.0fs; killing it",
+                              slot.id, slot.pid, grace)
+                    self._kill(slot, signal.SIGKILL)
+            self._wait(lambda: not any(s.pid for s in self.slots.values()), 5.0)
+        log.info("stopped")
+        return 0
+
+
+def serve(config, filename: str, data: bytes, pidfile: str | None = None) -> int:
+    """``fastgw run``: the master and its workers until SIGTERM/SIGINT/SIGQUIT."""
+    return Master(config, filename, data, pidfile).run()

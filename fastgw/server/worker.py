@@ -1,0 +1,166 @@
+"""One worker: serves the listeners on its own uvloop, swaps its plan when the master says so,
+and shuts down gracefully.
+
+SIGTERM/SIGINT: stop accepting, close idle connections, let requests in flight finish (their
+responses carry ``Connection: close``), then exit 0; connections still open after
+``shutdown_timeout`` are closed and counted in the log. SIGQUIT: close everything now.
+SIGHUP is the master's; a worker ignores it (a terminal hang-up reaches the whole group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from ..logs import set_level
+from ..plan import compile_plan
+from ..proxy.client import ClientConnection
+from ..proxy.state import ProxyState
+from . import control
+from .listeners import BACKLOG, Address, show
+
+log = logging.getLogger("fastgw")
+
+TICK = 0.25  # seconds between deadline sweeps: the granularity of every timeout
+
+
+class Worker:
+    """The gateway inside one process's running loop.
+
+    ``listeners`` are bound sockets (the master's, inherited); ``ctl`` is the socket to the
+    master, or None when this process is the whole gateway (``fastgw demo``).
+    """
+
+    def __init__(self, config, plan, listeners: dict[Address, list[socket.socket]],
+                 ctl: socket.socket | None = None, generation: int = 1) -> None:
+        self.config = config
+        self.plan = plan
+        self.listeners = listeners
+        self.ctl = ctl
+        self.generation = generation
+        self.servers: dict[Address, list[asyncio.AbstractServer]] = {}
+        self.stop = asyncio.Event()
+        self.immediate = False
+        self.gw: ProxyState | None = None
+
+    async def run(self, listening=None) -> int:
+        """Serve until told to stop; returns the exit status. ``listening`` is called once
+        every listener accepts."""
+        loop = asyncio.get_running_loop()
+        self.gw = ProxyState(loop, self.config, self.plan)
+        for address, socks in self.listeners.items():
+            self.servers[address] = [await self._serve(sock) for sock in socks]
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        loop.add_signal_handler(signal.SIGQUIT, self._quit)
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        if self.ctl is not None:
+            self.inbox = control.Inbox(self.ctl)
+            loop.add_reader(self.ctl.fileno(), self._on_control)
+            control.send(self.ctl, {"op": "ready", "generation": self.generation,
+                                    "pid": os.getpid()})
+        if listening is not None:
+            listening()
+        ticker = loop.create_task(_tick(self.gw))
+        await self.stop.wait()
+        if self.ctl is not None:
+            loop.remove_reader(self.ctl.fileno())
+        if self.immediate:
+            await self._close_now()
+        else:
+            await self._drain()
+        ticker.cancel()
+        log.info("stopped")
+        return 0
+
+    async def _serve(self, sock: socket.socket) -> asyncio.AbstractServer:
+        gw = self.gw
+        return await gw.loop.create_server(lambda: ClientConnection(gw), sock=sock,
+                                           backlog=BACKLOG)
+
+    def _quit(self) -> None:
+        self.immediate = True
+        self.stop.set()
+
+    # --- reload ----------------------------------------------------------------------------
+
+    def _on_control(self) -> None:
+        for message in self.inbox.read():
+            if message["op"] == "apply":
+                fds = self.inbox.take_fds(sum(n for _, n in message["new"]))
+                self.gw.loop.create_task(self._apply(message, fds))
+        if self.inbox.closed:  # the master is gone: nobody would restart or reload us
+            log.error("lost the master process; shutting down")
+            self.gw.loop.remove_reader(self.ctl.fileno())
+            self.stop.set()
+
+    async def _apply(self, message: dict, fds: list[int]) -> None:
+        generation = message["generation"]
+        try:
+            config = message["config"]
+            plan = compile_plan(config)
+            opened: dict[Address, list[asyncio.AbstractServer]] = {}
+            for address, n in message["new"]:
+                socks = [socket.socket(fileno=fd) for fd in fds[:n]]
+                fds = fds[n:]
+                opened[address] = [await self._serve(sock) for sock in socks]
+            # from here on nothing awaits: the swap happens between two callbacks
+            self.gw.apply(config, plan)
+            self.config, self.plan, self.generation = config, plan, generation
+            set_level(config.log_level)
+            self.servers.update(opened)
+            wanted = set(config.listen_addresses())
+            for address in [a for a in self.servers if a not in wanted]:
+                for server in self.servers.pop(address):
+                    server.close()  # stops accepting; accepted connections go on
+                log.info("stopped listening on %s", show(address))
+        except Exception as exc:  # reported to the master, which replaces this worker
+            log.exception("cannot apply generation %d", generation)
+            reply = {"op": "applied", "generation": generation, "ok": False,
+                     "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            reply = {"op": "applied", "generation": generation, "ok": True}
+        control.send(self.ctl, reply)
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        gw = self.gw
+        loop = gw.loop
+        log.info("shutting down: %d connections open", len(gw.clients))
+        gw.closing = True
+        for servers in self.servers.values():
+            for server in servers:
+                server.close()
+        deadline = loop.time() + gw.shutdown_timeout
+        while gw.clients and loop.time() < deadline:
+            for client in list(gw.clients):
+                client.close_if_idle()
+            if gw.clients:
+                await asyncio.sleep(0.05)
+        left = len(gw.clients)
+        await self._close_now()
+        if left:
+            log.warning("shutdown timeout: closed %d connections still in progress", left)
+
+    async def _close_now(self) -> None:
+        gw = self.gw
+        for servers in self.servers.values():
+            for server in servers:
+                server.close()
+        for client in list(gw.clients):
+            client.transport.abort()
+        for pool in gw.pools():
+            pool.close_all()
+
+
+async def _tick(gw: ProxyState) -> None:
+    while True:
+        await asyncio.sleep(TICK)
+        try:
+            gw.tick()
+        except Exception:  # a bug here must not stop every future timeout: log it loudly
+            log.exception("error in the worker tick")
