@@ -69,3 +69,18 @@ def test_discard_forgets_a_connection():
     pool.release(b, 0)
     pool.discard(a)
     assert pool.idle == [b] and len(pool.idle_since) == 1
+
+
+def test_limit_closes_the_oldest_over_the_new_bound_and_zero_drains():
+    pool = Pool(max_idle=4, idle_timeout=60)
+    conns = [Conn(str(i)) for i in range(4)]
+    for i, c in enumerate(conns):
+        pool.release(c, i)
+    pool.limit(2)
+    assert [c.closed for c in conns] == [True, True, False, False]
+    assert pool.acquire() is conns[3]
+    pool.limit(0)  # a drained target: what is idle closes, what comes back closes too
+    assert conns[2].closed and pool.idle == []
+    late = Conn("late")
+    pool.release(late, 9)
+    assert late.closed and pool.idle == []
