@@ -183,7 +183,9 @@ class Master:
         from .worker import Worker
 
         try:
-            worker = Worker(self.config, self.plan, self.listeners, sock, self.generation)
+            wanted = set(self.config.listen_addresses())  # not those a reload is removing
+            socks = {a: s for a, s in self.listeners.items() if a in wanted}
+            worker = Worker(self.config, self.plan, socks, sock, self.generation)
             return uvloop.run(worker.run())
         except BaseException:
             log.exception("worker %d failed", wid)
@@ -284,6 +286,7 @@ class Master:
         for line in changes:
             log.info("generation %d: %s", generation, line)
         self.config, self.plan, self.data = config, plan, data
+        self.listeners.update(opened)  # a worker forked from here on starts with them
         set_level(config.log_level)
 
         new = [(address, len(socks)) for address, socks in opened.items()]
@@ -302,7 +305,6 @@ class Master:
                 log.error("worker %d did not confirm generation %d within %.0fs; replacing it",
                           slot.id, generation, APPLY_TIMEOUT)
                 self._kill(slot, signal.SIGKILL)
-        self.listeners.update(opened)
         wanted = set(config.listen_addresses())
         for address in [a for a in self.listeners if a not in wanted]:
             for sock in self.listeners.pop(address):
