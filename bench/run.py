@@ -24,7 +24,7 @@ from .load import LoadError, hold_idle_connections, run_wrk, still_open
 from .procs import (OtherProcesses, Server, ServerError, cpu_seconds, machine_busy_seconds,
                     memory_kib)
 from .scenarios import DEFAULT_SCENARIOS, SCENARIOS, Scenario
-from .servers import PROXIES, start_backend, start_proxy
+from .servers import NOT_BY_DEFAULT, PROXIES, add_baseline, start_backend, start_proxy
 
 BENCH_DIR = Path(__file__).resolve().parent
 LOCUSTFILE = BENCH_DIR / "locustfile.py"
@@ -36,8 +36,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark fastgw against nginx, HAProxy, aiohttp and proxy.py on loopback.")
     p.add_argument("--scenarios", help="comma-separated: " + ", ".join(SCENARIOS)
                    + f", or 'all' (default: {','.join(DEFAULT_SCENARIOS)})")
-    p.add_argument("--proxies", default=",".join(PROXIES),
-                   help="comma-separated subset of: " + ", ".join(PROXIES) + " (default: all)")
+    default = [name for name in PROXIES if name not in NOT_BY_DEFAULT]
+    p.add_argument("--proxies", default=",".join(default),
+                   help="comma-separated subset of: " + ", ".join(PROXIES)
+                   + f" (default: {','.join(default)})")
+    p.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                   help="also measure fastgw from this checkout (another commit, extension "
+                        "built) as fastgw-baseline, e.g. a `git worktree` of main")
     p.add_argument("--rounds", type=int, help="interleaved rounds per scenario (default 5)")
     p.add_argument("--duration", type=float, help="seconds per wrk run (default 5)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
@@ -70,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     proxies = [n.strip() for n in args.proxies.split(",") if n.strip()]
+    if args.baseline is not None:
+        add_baseline(args.baseline)
+        if "fastgw-baseline" not in proxies:
+            proxies.insert(proxies.index("fastgw") + 1 if "fastgw" in proxies else 0,
+                           "fastgw-baseline")
     for name in names:
         if name not in SCENARIOS:
             sys.exit(f"bench: unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")

@@ -98,12 +98,15 @@ def start_backend(run_dir: Path, target_ports: int = 0) -> Server:
 # -- proxies -------------------------------------------------------------------------------
 
 
-def _fastgw(pure: bool) -> Callable[[Path, int, int], Server]:
+def _fastgw(name: str, pure: bool = False, workers: int = 1,
+            checkout: Path = REPO) -> Callable[[Path, int, int], Server]:
+    """fastgw from ``checkout`` (this one, or a baseline: another commit's working tree with its
+    extension built) with ``workers`` worker processes."""
     def start(run_dir: Path, port: int, backend: int) -> Server:
-        name = "fastgw-pure" if pure else "fastgw"
         conf = run_dir / f"{name}.yaml"
         conf.write_text(f"""listen: "127.0.0.1:{port}"
 log_level: info
+{f"workers: {workers}" if workers != 1 else ""}
 upstreams:
   backend:
     targets: [{{address: "127.0.0.1:{backend}"}}]
@@ -113,9 +116,9 @@ routes:
     upstream: backend
 timeouts: {{client_idle: 300s}}
 """)
-        env = {"FASTGW_PURE": "1"} if pure else {"FASTGW_PURE": ""}
+        env = {"FASTGW_PURE": "1" if pure else "", "PYTHONPATH": str(checkout)}
         return Server(name, [sys.executable, "-m", "fastgw", "run", "-c", str(conf)],
-                      run_dir / f"{name}.log", port, env=env, cwd=str(REPO))
+                      run_dir / f"{name}.log", port, env=env, cwd=str(checkout))
     return start
 
 
@@ -207,13 +210,28 @@ class Proxy:
 
 PROXIES: dict[str, Proxy] = {p.name: p for p in (
     Proxy("backend", "nginx backend, no proxy (the ceiling)", None),
-    Proxy("fastgw", "fastgw, compiled parser, 1 process", _fastgw(pure=False)),
-    Proxy("fastgw-pure", "fastgw, pure-Python parser (FASTGW_PURE=1), 1 process", _fastgw(True)),
+    Proxy("fastgw", "fastgw, compiled parser, 1 worker", _fastgw("fastgw")),
+    Proxy("fastgw-pure", "fastgw, pure-Python parser (FASTGW_PURE=1), 1 worker",
+          _fastgw("fastgw-pure", pure=True)),
+    Proxy("fastgw-w2", "fastgw, compiled parser, 2 workers", _fastgw("fastgw-w2", workers=2)),
     Proxy("nginx", "nginx 1 worker, upstream keepalive 256", _nginx),
     Proxy("haproxy", "HAProxy nbthread 1, http-reuse always", _haproxy),
     Proxy("aiohttp", "aiohttp server + pooled ClientSession, uvloop", _aiohttp),
     Proxy("proxy.py", "proxy.py reverse proxy (--threaded), no upstream pool", _proxypy),
 )}
+
+
+# measured only when asked for by name (or, for the baseline, by --baseline)
+NOT_BY_DEFAULT = {"fastgw-w2", "fastgw-baseline"}
+
+
+def add_baseline(checkout: Path) -> None:
+    """Measure fastgw from another checkout too, as ``fastgw-baseline``: the same run then says
+    whether a change made the data path faster or slower, against the same rounds' noise."""
+    checkout = checkout.resolve()
+    PROXIES["fastgw-baseline"] = Proxy(
+        "fastgw-baseline", f"fastgw from {checkout}, 1 worker",
+        _fastgw("fastgw-baseline", checkout=checkout))
 
 
 def start_proxy(proxy: Proxy, run_dir: Path, backend: Server) -> Server:

@@ -79,8 +79,6 @@ class Master:
         except OSError as exc:
             log.error("%s", exc.strerror)
             return 1
-        if self.pidfile:
-            status.write_pidfile(self.pidfile)
         self.selector = selectors.DefaultSelector()
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_r, False)
@@ -89,6 +87,8 @@ class Master:
         signal.set_wakeup_fd(self.wakeup_w)
         for sig in SIGNALS:
             signal.signal(sig, lambda signum, _frame: self.signals.append(signum))
+        if self.pidfile:  # only now: a SIGHUP sent as soon as it appears must not kill us
+            status.write_pidfile(self.pidfile)
         try:
             for wid in range(1, self.config.worker_count() + 1):
                 self._spawn(Slot(wid))
@@ -223,13 +223,17 @@ class Master:
             pass
 
     def _reap(self) -> None:
+        reaped = False
         while True:
             try:
                 pid, wait_status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                pid = 0
             if pid == 0:
+                if reaped and not self.stopping:
+                    self._write_status()  # the dead pid must not stay listed as serving
                 return
+            reaped = True
             slot = next((s for s in self.slots.values() if s.pid == pid), None)
             if slot is None:
                 continue
