@@ -50,6 +50,19 @@ def cpu_seconds(pids: list[int]) -> tuple[float, float]:
     return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
+def pss_kib(pids: list[int]) -> int:
+    """Proportional set size summed over ``pids``: each shared page counted once in all, so a
+    master and its forked workers are not charged twice for the code they share (RSS is)."""
+    total = 0
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
+    return total
+
+
 def memory_kib(pids: list[int], field: str) -> int:
     """Sum of one /proc/PID/status field (``VmRSS``, ``VmHWM``) in KiB over ``pids``."""
     total = 0

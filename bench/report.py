@@ -145,13 +145,16 @@ def markdown(run: dict) -> str:
         lines.append("")
     if run.get("idle"):
         lines += ["## idle-1k: RSS with 1,000 idle keep-alive client connections", "",
-                  "| proxy | RSS before MiB | RSS with connections MiB | still open |",
-                  "|---|---:|---:|---:|"]
+                  "| proxy | processes | RSS before MiB | RSS with connections MiB "
+                  "| PSS with connections MiB | still open |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for proxy, row in run["idle"].items():
             if "error" in row:
-                lines.append(f"| {proxy} | failed: {_one_line(row['error'])} | | |")
+                lines.append(f"| {proxy} | failed: {_one_line(row['error'])} | | | | |")
             else:
-                lines.append(f"| {proxy} | {row['rss_before_mib']:.1f} | {row['rss_mib']:.1f} "
+                pss = f"{row['pss_mib']:.1f}" if "pss_mib" in row else ""  # older runs lack it
+                lines.append(f"| {proxy} | {row.get('processes', '')} "
+                             f"| {row['rss_before_mib']:.1f} | {row['rss_mib']:.1f} | {pss} "
                              f"| {row['open']}/{row['connections']} |")
         lines.append("")
     if run.get("locust"):

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import install, report, routes
 from .load import LoadError, hold_idle_connections, run_wrk, still_open
 from .procs import (OtherProcesses, Server, ServerError, cpu_seconds, machine_busy_seconds,
-                    memory_kib)
+                    memory_kib, pss_kib)
 from .scenarios import DEFAULT_SCENARIOS, SCENARIOS, Scenario
 from .servers import NOT_BY_DEFAULT, PROXIES, add_baseline, start_backend, start_proxy
 
@@ -286,13 +286,15 @@ def _idle_scenario(scenario: Scenario, proxies: list[str], backend: Server,
                              "rss_before_mib": before / 1024,
                              "rss_mib": memory_kib(pids, "VmRSS") / 1024,
                              "hwm_mib": memory_kib(pids, "VmHWM") / 1024,
+                             "pss_mib": pss_kib(pids) / 1024,
                              "processes": len(pids)}
             finally:
                 for sock in held:
                     sock.close()
             r = out[name]
             print(f"[{scenario.name}] {name:12} RSS {r['rss_before_mib']:6.1f} -> "
-                  f"{r['rss_mib']:6.1f} MiB with {r['open']}/{count} connections open",
+                  f"{r['rss_mib']:6.1f} MiB (PSS {r['pss_mib']:.1f}) with {r['open']}/{count} "
+                  "connections open",
                   flush=True)
         except OSError as exc:
             out[name] = {"error": str(exc)}
