@@ -36,7 +36,7 @@ async def run_gateway(config, listening: Callable[[], None] | None = None) -> in
     from .worker import Worker
 
     try:
-        socks = listeners.bind_all(config.listen_addresses())
+        socks = listeners.Listeners().bind(config.listen_addresses(), [1]).of(1)
     except OSError as exc:
         log.error("%s", exc.strerror)
         return 1

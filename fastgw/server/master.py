@@ -3,7 +3,7 @@ reloads on SIGHUP and shuts everything down on SIGTERM/SIGINT (graceful) or SIGQ
 
 It never serves a request and runs no event loop: a select() over a signal wake-up pipe and
 one control socket per worker. Workers are forked, so they start with the master's current
-config and plan already compiled, and inherit its listening sockets.
+config and plan already compiled, and inherit their own listening sockets (listeners.py).
 
 Reload: read the file, validate it completely (schema, checks, plan, new listeners bound),
 and only then send it to every worker, which swaps its plan between two callbacks. A file
@@ -63,7 +63,7 @@ class Master:
         self.generation = 1
         self.attempts = 0
         self.last_reload: dict | None = None
-        self.listeners: dict = {}
+        self.listeners = listeners.Listeners()
         self.slots: dict[int, Slot] = {}
         self.signals: deque[int] = deque()
         self.stopping = 0  # the signal that started the shutdown
@@ -75,7 +75,8 @@ class Master:
         log.info("fastgw %s starting with %s (parser: %s, %s; %d workers)", __version__,
                  self.filename, _core.IMPLEMENTATION, _core.WHY, self.config.worker_count())
         try:
-            self.listeners = listeners.bind_all(self.config.listen_addresses())
+            self.listeners.adopt(self.listeners.bind(
+                self.config.listen_addresses(), list(range(1, self.config.worker_count() + 1))))
         except OSError as exc:
             log.error("%s", exc.strerror)
             return 1
@@ -94,7 +95,7 @@ class Master:
                 self._spawn(Slot(wid))
             self._wait(lambda: self.stopping or all(s.generation for s in self.slots.values()),
                        30.0)
-            for address in self.listeners:
+            for address in self.listeners.addresses():
                 log.info("listening on %s", show(address))
             self._write_status()
             while not self.stopping:
@@ -175,6 +176,14 @@ class Master:
         for other in self.slots.values():
             if other.sock is not None:
                 other.sock.close()
+        # Other workers' listening sockets (and those a reload is removing): a copy held here
+        # would keep them open, queueing connections after their worker closed them.
+        wanted = set(self.config.listen_addresses())
+        for address, per_worker in self.listeners.sets.items():
+            for owner, socks in per_worker.items():
+                if owner != wid or address not in wanted:
+                    for sock in socks:
+                        sock.close()
         setup_logging(self.config.log_level, f"worker {wid}")
 
     def _run_worker(self, wid: int, sock: socket.socket) -> int:
@@ -183,8 +192,8 @@ class Master:
         from .worker import Worker
 
         try:
-            wanted = set(self.config.listen_addresses())  # not those a reload is removing
-            socks = {a: s for a, s in self.listeners.items() if a in wanted}
+            wanted = set(self.config.listen_addresses())
+            socks = {a: s for a, s in self.listeners.of(wid).items() if a in wanted}
             worker = Worker(self.config, self.plan, socks, sock, self.generation)
             return uvloop.run(worker.run())
         except BaseException:
@@ -274,7 +283,8 @@ class Master:
             data = read_config_file(self.filename)
             config = load_config_bytes(data, self.filename)
             plan = compile_plan(config)
-            opened = listeners.bind_all(config.listen_addresses(), have=self.listeners)
+            opened = self.listeners.bind(config.listen_addresses(),
+                                         list(range(1, config.worker_count() + 1)))
         except (ConfigError, OSError) as exc:
             return self._reload_failed(str(exc) if isinstance(exc, ConfigError)
                                        else exc.strerror)
@@ -290,31 +300,20 @@ class Master:
         for line in changes:
             log.info("generation %d: %s", generation, line)
         self.config, self.plan, self.data = config, plan, data
-        self.listeners.update(opened)  # a worker forked from here on starts with them
+        fresh = {slot.id: opened.of(slot.id) for slot in self._live()}
+        added = [a for a in opened.addresses() if a not in self.listeners.addresses()]
+        self.listeners.adopt(opened)  # a worker forked from here on starts with them
         set_level(config.log_level)
 
-        new = [(address, len(socks)) for address, socks in opened.items()]
-        fds = [sock.fileno() for socks in opened.values() for sock in socks]
-        message = {"op": "apply", "generation": generation, "config": config, "new": new}
         for slot in self._live():
-            try:
-                control.send(slot.sock, message, fds)
-                slot.awaiting = generation
-            except OSError as exc:  # it is dying; its replacement forks with the new plan
-                log.warning("worker %d: cannot send the new plan: %s", slot.id, exc)
-        confirmed = self._wait(lambda: not any(s.awaiting for s in self._live()),
-                               APPLY_TIMEOUT)
-        for slot in self._live():
-            if slot.awaiting:
-                log.error("worker %d did not confirm generation %d within %.0fs; replacing it",
-                          slot.id, generation, APPLY_TIMEOUT)
-                self._kill(slot, signal.SIGKILL)
+            self._send(slot, {"op": "apply", "generation": generation, "config": config},
+                       fresh.get(slot.id, {}))
+        confirmed = self._confirmed(generation)
         wanted = set(config.listen_addresses())
-        for address in [a for a in self.listeners if a not in wanted]:
-            for sock in self.listeners.pop(address):
-                sock.close()
+        for address in [a for a in self.listeners.addresses() if a not in wanted]:
+            self.listeners.close_address(address)
             log.info("stopped listening on %s", show(address))
-        for address in opened:
+        for address in added:
             log.info("listening on %s", show(address))
         self._resize(old_count, config.worker_count())
 
@@ -333,15 +332,42 @@ class Master:
         self._write_status()
         return False
 
+    def _send(self, slot: Slot, message: dict, socks: dict) -> None:
+        """Send ``message`` with the sockets ``socks`` ({address: [socket]}) it brings."""
+        message["new"] = [(address, len(group)) for address, group in socks.items()]
+        fds = [sock.fileno() for group in socks.values() for sock in group]
+        try:
+            control.send(slot.sock, message, fds)
+            slot.awaiting = self.generation
+        except OSError as exc:  # it is dying; its replacement forks with the current plan
+            log.warning("worker %d: cannot send %s: %s", slot.id, message["op"], exc)
+
+    def _confirmed(self, generation: int) -> bool:
+        """Wait until every live worker confirmed; replace those that don't in time."""
+        confirmed = self._wait(lambda: not any(s.awaiting for s in self._live()),
+                               APPLY_TIMEOUT)
+        for slot in self._live():
+            if slot.awaiting:
+                log.error("worker %d did not confirm generation %d within %.0fs; replacing it",
+                          slot.id, generation, APPLY_TIMEOUT)
+                self._kill(slot, signal.SIGKILL)
+        return confirmed
+
     def _resize(self, old: int, new: int) -> None:
-        if new > old:
-            for wid in range(old + 1, new + 1):
-                slot = self.slots.get(wid)
-                if slot is None:
-                    self._spawn(Slot(wid))
-                else:
-                    slot.retiring = False
+        """Start workers up to ``new``; retire those above it once another worker accepts on
+        their sockets (so nothing queued on them is lost)."""
+        for wid in range(old + 1, new + 1):
+            slot = self.slots.get(wid)
+            if slot is None:
+                self._spawn(Slot(wid))
+            else:
+                slot.retiring = False
         for wid in range(new + 1, old + 1):
+            heir = self.slots.get((wid - 1) % new + 1)
+            moved = self.listeners.hand_over(wid, (wid - 1) % new + 1)
+            if heir is not None and heir.sock is not None and moved:
+                self._send(heir, {"op": "listen", "generation": self.generation}, moved)
+                self._confirmed(self.generation)
             slot = self.slots.get(wid)
             if slot is not None:
                 slot.retiring = True
@@ -373,8 +399,7 @@ class Master:
         graceful = sig != signal.SIGQUIT
         log.info("%s: %s", signal.Signals(sig).name,
                  "stopping gracefully" if graceful else "stopping now")
-        listeners.close(self.listeners)  # the workers' copies close as they stop accepting
-        self.listeners = {}
+        self.listeners.close()  # the workers' copies close as they stop accepting
         for slot in self.slots.values():
             slot.restart_at = 0.0
             if slot.pid:

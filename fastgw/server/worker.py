@@ -89,29 +89,42 @@ class Worker:
 
     def _on_control(self) -> None:
         for message in self.inbox.read():
+            fds = self.inbox.take_fds(sum(n for _, n in message["new"]))
             if message["op"] == "apply":
-                fds = self.inbox.take_fds(sum(n for _, n in message["new"]))
                 self.gw.loop.create_task(self._apply(message, fds))
+            elif message["op"] == "listen":  # a retired worker's sockets, now ours too
+                self.gw.loop.create_task(self._listen(message, fds))
         if self.inbox.closed:  # the master is gone: nobody would restart or reload us
             log.error("lost the master process; shutting down")
             self.gw.loop.remove_reader(self.ctl.fileno())
             self.stop.set()
+
+    async def _open(self, message: dict, fds: list[int]) -> dict:
+        """Start accepting on the sockets that came with ``message``."""
+        opened: dict[Address, list[asyncio.AbstractServer]] = {}
+        for address, n in message["new"]:
+            socks = [socket.socket(fileno=fd) for fd in fds[:n]]
+            fds = fds[n:]
+            opened[address] = [await self._serve(sock) for sock in socks]
+        return opened
+
+    async def _listen(self, message: dict, fds: list[int]) -> None:
+        for address, servers in (await self._open(message, fds)).items():
+            self.servers.setdefault(address, []).extend(servers)
+        control.send(self.ctl, {"op": "applied", "generation": self.generation, "ok": True})
 
     async def _apply(self, message: dict, fds: list[int]) -> None:
         generation = message["generation"]
         try:
             config = message["config"]
             plan = compile_plan(config)
-            opened: dict[Address, list[asyncio.AbstractServer]] = {}
-            for address, n in message["new"]:
-                socks = [socket.socket(fileno=fd) for fd in fds[:n]]
-                fds = fds[n:]
-                opened[address] = [await self._serve(sock) for sock in socks]
+            opened = await self._open(message, fds)
             # from here on nothing awaits: the swap happens between two callbacks
             self.gw.apply(config, plan)
             self.config, self.plan, self.generation = config, plan, generation
             set_level(config.log_level)
-            self.servers.update(opened)
+            for address, servers in opened.items():
+                self.servers.setdefault(address, []).extend(servers)
             wanted = set(config.listen_addresses())
             for address in [a for a in self.servers if a not in wanted]:
                 for server in self.servers.pop(address):

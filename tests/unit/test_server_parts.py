@@ -49,24 +49,40 @@ def test_messages_with_descriptors_arrive_whole_and_in_order():
     worker.close()
 
 
-def test_binding_is_all_or_nothing():
+def test_binding_is_all_or_nothing_and_per_worker():
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
+    busy_port = busy.getsockname()[1]
     free = socket.socket()
     free.bind(("127.0.0.1", 0))
     free_port = free.getsockname()[1]
     free.close()
+    held = listeners.Listeners()
     with pytest.raises(OSError) as info:
-        listeners.bind_all([("127.0.0.1", free_port), ("127.0.0.1", busy.getsockname()[1])])
-    assert f"cannot listen on 127.0.0.1:{busy.getsockname()[1]}" in info.value.strerror
-    # the first address was released again
-    bound = listeners.bind_all([("127.0.0.1", free_port)])
-    assert list(bound) == [("127.0.0.1", free_port)]
-    # already bound addresses are not bound twice
-    assert listeners.bind_all([("127.0.0.1", free_port)], have=bound) == {}
-    listeners.close(bound)
+        held.bind([("127.0.0.1", free_port), ("127.0.0.1", busy_port)], [1, 2])
+    assert f"cannot listen on 127.0.0.1:{busy_port}" in info.value.strerror
     busy.close()
+
+    # the first address was released again: it binds now, one socket set per worker
+    held.adopt(held.bind([("127.0.0.1", free_port)], [1, 2]))
+    one, two = held.of(1)[("127.0.0.1", free_port)], held.of(2)[("127.0.0.1", free_port)]
+    assert len(one) == len(two) == 1 and one[0].fileno() != two[0].fileno()
+    # only what is missing is bound: a third worker's set
+    more = held.bind([("127.0.0.1", free_port)], [1, 2, 3])
+    assert list(more.sets[("127.0.0.1", free_port)]) == [3]
+    held.adopt(more)
+    # somebody else can't share the port by accident: a new address is probed without
+    # SO_REUSEPORT first, and a port we hold fails that probe
+    with pytest.raises(OSError, match="cannot listen on"):
+        listeners.Listeners().bind([("127.0.0.1", free_port)], [1])
+    # a retired worker's sockets go to another worker, not closed
+    moved = held.hand_over(3, 1)
+    assert len(held.of(1)[("127.0.0.1", free_port)]) == 2 and 3 not in held.sets[
+        ("127.0.0.1", free_port)]
+    assert list(moved) == [("127.0.0.1", free_port)]
+    held.close()
+    assert held.addresses() == []
     assert listeners.show(("::1", 80)) == "[::1]:80"
 
 
