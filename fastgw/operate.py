@@ -31,7 +31,8 @@ def reload(args) -> int:
             status = read_status(pidfile)
         except StatusError:  # the master has gone (or is replacing the file): look again
             status = None
-        if status is not None and status["attempts"] > before:
+        last = status and status["last_reload"]
+        if last and last["attempt"] > before:
             break
         if time.monotonic() > deadline:
             return _fail(f"no outcome from process {pid} within {args.timeout:g}s")

@@ -335,9 +335,14 @@ def _compile_problems(config: Config) -> Iterator[Problem]:
         yield f"$.routes[{exc.index}].match.{field}", exc.why
 
 
+MAX_LISTEN = 64
+
+
 def _listen_problems(listen: list[str], written_as_one: bool) -> Iterator[Problem]:
     if not listen:
         yield "$.listen", 'expected at least one "host:port" address, got an empty list'
+    if len(listen) > MAX_LISTEN:  # each is a socket per worker, handed over in one message
+        yield "$.listen", f"expected at most {MAX_LISTEN} addresses, got {len(listen)}"
     seen: dict[tuple[str, int], str] = {}
     for index, address in enumerate(listen):
         path = "$.listen" if written_as_one else f"$.listen[{index}]"

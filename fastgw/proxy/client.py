@@ -37,7 +37,7 @@ class ClientConnection(asyncio.Protocol):
         "gw", "transport", "buf", "phase", "deadline", "head", "group", "upstream", "request",
         "body_left", "chunks", "scan", "request_sent", "response_started", "close_after",
         "eof", "pause_pipeline", "pause_upstream", "reading_paused", "write_paused",
-        "xff_tail", "client_ip", "pending", "attempt", "route", "version",
+        "xff_tail", "client_ip", "pending", "attempt", "route", "version", "fresh",
     )
 
     def __init__(self, gw) -> None:
@@ -67,6 +67,7 @@ class ClientConnection(asyncio.Protocol):
         self.attempt = -1  # the target index picked by a balancer that wants the outcome
         self.route = None  # the matched RouteRuntime
         self.version = None  # the request's API version, when versioning is configured
+        self.fresh = True  # no request received yet on this connection
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class ClientConnection(asyncio.Protocol):
             self.buf = self.buf + data if self.buf else data
             if phase == IDLE:
                 self.phase = HEAD
+                self.fresh = False
                 self.deadline = self.gw.now + self.gw.header_timeout
             self._read_head()
         elif phase == PROXYING:
@@ -568,9 +570,10 @@ class ClientConnection(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
         self.transport.abort()
 
-    def close_if_idle(self) -> bool:
-        """For shutdown: close now if no request is in progress."""
-        if self.phase == IDLE:
+    def close_if_idle(self, fresh_too: bool = True) -> bool:
+        """For shutdown: close now if no request is in progress (and, unless ``fresh_too``,
+        if at least one request came on this connection)."""
+        if self.phase == IDLE and (fresh_too or not self.fresh):
             self._close()
             return True
         return False

@@ -12,7 +12,7 @@ import socket
 import struct
 
 _LENGTH = struct.Struct("!I")
-MAX_FDS = 64  # listening sockets per message
+MAX_FDS = 250  # descriptors one message may bring (the kernel's limit is 253)
 
 
 def send(sock: socket.socket, message: dict, fds: list[int] = ()) -> None:

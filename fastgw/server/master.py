@@ -12,6 +12,7 @@ that fails any step changes nothing; the error is logged and written to the stat
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import selectors
@@ -50,6 +51,7 @@ class Slot:
         self.failures = 0  # quick deaths in a row
         self.restart_at = 0.0  # when a dead worker is due to be replaced (0: not waiting)
         self.retiring = False  # told to stop for good (workers scaled down)
+        self.stopping = False  # sent SIGTERM: draining, no longer told about new plans
         self.awaiting = 0  # generation it was asked to apply and has not confirmed
 
 
@@ -66,6 +68,8 @@ class Master:
         self.listeners = listeners.Listeners()
         self.slots: dict[int, Slot] = {}
         self.signals: deque[int] = deque()
+        self.deferred: list[int] = []  # signals that came during a reload, handled after it
+        self.reloading = False
         self.stopping = 0  # the signal that started the shutdown
 
     # --- main loop -------------------------------------------------------------------------
@@ -90,6 +94,7 @@ class Master:
             signal.signal(sig, lambda signum, _frame: self.signals.append(signum))
         if self.pidfile:  # only now: a SIGHUP sent as soon as it appears must not kill us
             status.write_pidfile(self.pidfile)
+            self._write_status()
         try:
             for wid in range(1, self.config.worker_count() + 1):
                 self._spawn(Slot(wid))
@@ -137,10 +142,22 @@ class Master:
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
             self._reap()
+        elif self.reloading:  # one thing at a time: after this reload, in arrival order
+            self.deferred.append(signum)
         elif self.stopping:
-            return
+            if signum == signal.SIGQUIT and self.stopping != signal.SIGQUIT:
+                self.stopping = signum  # a graceful stop taking too long: end it now
+                for slot in self.slots.values():
+                    if slot.pid:
+                        self._kill(slot, signal.SIGQUIT)
         elif signum == signal.SIGHUP:
-            self.reload()
+            self.reloading = True
+            try:
+                self.reload()
+            finally:
+                self.reloading = False
+                self.signals.extend(self.deferred)
+                self.deferred.clear()
         else:
             self.stopping = signum
 
@@ -148,6 +165,10 @@ class Master:
 
     def _spawn(self, slot: Slot) -> None:
         ours, theirs = socket.socketpair()
+        # Signals stay blocked from before the fork until the worker has its own handlers:
+        # a SIGTERM in between must reach the worker's handler, not our copied one.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        gc.freeze()  # the inherited objects: no collection in the worker will touch them
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -157,10 +178,12 @@ class Master:
                 code = self._run_worker(slot.id, theirs)
             finally:
                 os._exit(code)
+        gc.unfreeze()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         theirs.close()
         ours.settimeout(5.0)  # a worker too stuck to read its messages must not stall us
         slot.pid, slot.sock, slot.inbox = pid, ours, control.Inbox(ours)
-        slot.generation, slot.awaiting, slot.restart_at = 0, 0, 0.0
+        slot.generation, slot.awaiting, slot.restart_at, slot.stopping = 0, 0, 0.0, False
         slot.started = time.monotonic()
         self.slots[slot.id] = slot
         self.selector.register(ours, selectors.EVENT_READ, slot)
@@ -207,14 +230,14 @@ class Master:
                 log.info("worker %d (pid %d) serving generation %d", slot.id, slot.pid,
                          slot.generation)
                 self._write_status()
-            elif message["op"] == "applied":
+            elif message["op"] == "applied" and message["generation"] >= slot.awaiting:
                 slot.awaiting = 0
                 if message["ok"]:
                     slot.generation = message["generation"]
                 else:  # it keeps the old plan: replace it by one forked with the new one
                     log.error("worker %d could not apply generation %d (%s); replacing it",
                               slot.id, message["generation"], message["error"])
-                    self._kill(slot, signal.SIGTERM)
+                    self._stop(slot)
         if slot.inbox.closed:
             self._forget_socket(slot)
 
@@ -224,6 +247,12 @@ class Master:
             slot.sock.close()
             slot.sock = None
         slot.awaiting = 0
+
+    def _stop(self, slot: Slot) -> None:
+        """Drain and stop this worker; it gets no new plans meanwhile."""
+        slot.stopping = True
+        slot.awaiting = 0
+        self._kill(slot, signal.SIGTERM)
 
     def _kill(self, slot: Slot, sig: int) -> None:
         try:
@@ -271,13 +300,14 @@ class Master:
                 self._spawn(slot)
 
     def _live(self) -> list[Slot]:
-        return [s for s in self.slots.values() if s.sock is not None]
+        """Workers that serve and take new plans (not those draining to stop)."""
+        return [s for s in self.slots.values() if s.sock is not None and not s.stopping]
 
     # --- reload ----------------------------------------------------------------------------
 
     def reload(self) -> bool:
         """Validate the file completely, then apply it to every worker. False if invalid."""
-        self.attempts += 1
+        attempt = self.attempts + 1  # published with its outcome, never before it
         started = time.monotonic()
         try:
             data = read_config_file(self.filename)
@@ -286,11 +316,12 @@ class Master:
             opened = self.listeners.bind(config.listen_addresses(),
                                          list(range(1, config.worker_count() + 1)))
         except (ConfigError, OSError) as exc:
-            return self._reload_failed(str(exc) if isinstance(exc, ConfigError)
+            return self._reload_failed(attempt, str(exc) if isinstance(exc, ConfigError)
                                        else exc.strerror)
         except Exception as exc:  # a bug in compiling: still nothing changes
             log.exception("reload: cannot compile %s", self.filename)
-            return self._reload_failed(f"{self.filename}: cannot compile the plan: {exc}")
+            return self._reload_failed(attempt,
+                                       f"{self.filename}: cannot compile the plan: {exc}")
 
         changes = describe_changes(self.config, config)
         old_count = self.config.worker_count()
@@ -320,14 +351,16 @@ class Master:
         elapsed = (time.monotonic() - started) * 1000
         log.info("reloaded to generation %d in %.0f ms (%d workers%s)", generation, elapsed,
                  len(self._live()), "" if confirmed else ", some replaced")
-        self.last_reload = {"attempt": self.attempts, "ok": True, "generation": generation,
+        self.attempts = attempt
+        self.last_reload = {"attempt": attempt, "ok": True, "generation": generation,
                             "checksum": checksum(data), "changes": changes, "error": None}
         self._write_status()
         return True
 
-    def _reload_failed(self, error: str) -> bool:
+    def _reload_failed(self, attempt: int, error: str) -> bool:
         log.error("reload failed, still serving generation %d: %s", self.generation, error)
-        self.last_reload = {"attempt": self.attempts, "ok": False, "generation": self.generation,
+        self.attempts = attempt
+        self.last_reload = {"attempt": attempt, "ok": False, "generation": self.generation,
                             "checksum": None, "changes": [], "error": error}
         self._write_status()
         return False
@@ -339,8 +372,9 @@ class Master:
         try:
             control.send(slot.sock, message, fds)
             slot.awaiting = self.generation
-        except OSError as exc:  # it is dying; its replacement forks with the current plan
-            log.warning("worker %d: cannot send %s: %s", slot.id, message["op"], exc)
+        except OSError as exc:  # dead or stuck: its replacement forks with the current plan
+            log.error("worker %d: cannot send %s (%s); replacing it", slot.id, message["op"], exc)
+            self._kill(slot, signal.SIGKILL)
 
     def _confirmed(self, generation: int) -> bool:
         """Wait until every live worker confirmed; replace those that don't in time."""
@@ -372,13 +406,22 @@ class Master:
             if slot is not None:
                 slot.retiring = True
                 if slot.pid:
-                    self._kill(slot, signal.SIGTERM)
+                    self._stop(slot)
                 else:
                     del self.slots[wid]
 
     def _write_status(self) -> None:
+        """Publish the state for ``fastgw reload``/``plan``; a failure to is only logged (the
+        gateway serves on without its status file)."""
         if not self.pidfile:
             return
+        try:
+            self._publish()
+        except OSError as exc:
+            log.warning("cannot write the status file beside %s: %s", self.pidfile,
+                        exc.strerror or exc)
+
+    def _publish(self) -> None:
         status.write_status(self.pidfile, {
             "pid": os.getpid(),
             "generation": self.generation,

@@ -25,6 +25,7 @@ from .listeners import BACKLOG, Address, show
 log = logging.getLogger("fastgw")
 
 TICK = 0.25  # seconds between deadline sweeps: the granularity of every timeout
+FRESH_GRACE = 1.0  # on shutdown, how long a new connection may take to send its request
 
 
 class Worker:
@@ -57,6 +58,10 @@ class Worker:
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGQUIT, self._quit)
         loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        # the master forks with these blocked; one sent meanwhile is handled from here on
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT,
+                                                    signal.SIGQUIT, signal.SIGHUP,
+                                                    signal.SIGCHLD})
         if self.ctl is not None:
             self.inbox = control.Inbox(self.ctl)
             loop.add_reader(self.ctl.fileno(), self._on_control)
@@ -101,6 +106,11 @@ class Worker:
 
     async def _open(self, message: dict, fds: list[int]) -> dict:
         """Start accepting on the sockets that came with ``message``."""
+        expected = sum(n for _, n in message["new"])
+        if len(fds) != expected:
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError(f"expected {expected} listening sockets, got {len(fds)}")
         opened: dict[Address, list[asyncio.AbstractServer]] = {}
         for address, n in message["new"]:
             socks = [socket.socket(fileno=fd) for fd in fds[:n]]
@@ -109,9 +119,16 @@ class Worker:
         return opened
 
     async def _listen(self, message: dict, fds: list[int]) -> None:
-        for address, servers in (await self._open(message, fds)).items():
-            self.servers.setdefault(address, []).extend(servers)
-        control.send(self.ctl, {"op": "applied", "generation": self.generation, "ok": True})
+        try:
+            for address, servers in (await self._open(message, fds)).items():
+                self.servers.setdefault(address, []).extend(servers)
+        except Exception as exc:  # reported to the master, which replaces this worker
+            log.exception("cannot take over listening sockets")
+            reply = {"op": "applied", "generation": self.generation, "ok": False,
+                     "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            reply = {"op": "applied", "generation": self.generation, "ok": True}
+        control.send(self.ctl, reply)
 
     async def _apply(self, message: dict, fds: list[int]) -> None:
         generation = message["generation"]
@@ -148,10 +165,14 @@ class Worker:
         for servers in self.servers.values():
             for server in servers:
                 server.close()
-        deadline = loop.time() + gw.shutdown_timeout
-        while gw.clients and loop.time() < deadline:
+        started = loop.time()
+        deadline = started + gw.shutdown_timeout
+        while gw.clients and loop.time() < deadline and not self.immediate:
+            # a connection accepted just now may have its first request on the way: it gets
+            # a second to send it (and is answered with Connection: close)
+            fresh_too = loop.time() - started > FRESH_GRACE
             for client in list(gw.clients):
-                client.close_if_idle()
+                client.close_if_idle(fresh_too)
             if gw.clients:
                 await asyncio.sleep(0.05)
         left = len(gw.clients)

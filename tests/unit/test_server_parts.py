@@ -147,3 +147,11 @@ def test_a_plan_swap_keeps_what_did_not_change():
         assert gw.shutdown_timeout == 5.0
     finally:
         loop.close()
+
+
+def test_at_most_64_listeners():
+    many = "\n".join(f'  - "127.0.0.1:{20000 + i}"' for i in range(65))
+    text = BASE.format(moving="10.0.1.2:80", extra="").replace(
+        "listen: 127.0.0.1:8080", "listen:\n" + many)
+    with pytest.raises(ConfigError, match=r"\$\.listen: expected at most 64 addresses, got 65"):
+        load_config_bytes(text.encode(), "t.yaml")

@@ -1,0 +1,157 @@
+"""The master's awkward moments, each found by a review and reproduced before the fix: a
+reload while a retired worker still drains, a second SIGHUP during a reload, a status file
+that can't be written, SIGQUIT during a slow graceful stop, and a connection accepted just
+before SIGTERM whose request is still on its way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from tests.support import wait_until
+from tests.support.backend import Backend
+from tests.support.client import Client
+from tests.support.gateway import Gateway, free_port, make_config
+from tests.support.load import owners
+
+
+@pytest.fixture
+def backend2():
+    started = [Backend().start() for _ in range(2)]
+    yield started
+    for b in started:
+        b.stop()
+
+
+def config_for(backend: Backend, **overrides) -> dict:
+    return make_config(backend.address, free_port(), **overrides)
+
+
+def generation_log(gw: Gateway) -> list[str]:
+    return [line for line in gw.log().splitlines() if "reloaded to generation" in line]
+
+
+def test_reload_while_a_retired_worker_drains_is_not_held_up(tmp_path, backend2):
+    backend = backend2[0]
+    config = config_for(backend, workers=2)
+    gw = Gateway(config, tmp_path).start()
+    try:
+        wait_until(lambda: len(gw.status()["workers"]) == 2, 10, "two workers")
+        slow = [Client(gw.port, timeout=20) for _ in range(6)]
+        for c in slow:  # spread over both workers by the kernel
+            c.send(b"GET /slow/4 HTTP/1.1\r\nHost: x\r\n\r\n")
+        backend.wait_requests(6)
+        config["workers"] = 1
+        assert gw.reload(config).returncode == 0
+        config["routes"][0]["match"] = {"path_prefix": "/"}
+        config["timeouts"]["client_idle"] = "70s"
+        started = time.monotonic()
+        result = gw.reload(config)
+        took = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        assert took < 3, f"the reload waited {took:.1f}s for the draining worker"
+        for c in slow:  # the retired worker's requests finished
+            resp = c.read_response()
+            assert resp.status == 200 and resp.body == b"slow"
+            c.close()
+        assert "did not confirm" not in gw.log()
+    finally:
+        assert gw.stop() == 0, gw.log_tail()
+
+
+def test_a_sighup_during_a_reload_waits_its_turn(tmp_path, backend2):
+    backend = backend2[0]
+    config = config_for(backend, workers=2)
+    gw = Gateway(config, tmp_path).start()
+    extra = free_port()
+    try:
+        wait_until(lambda: len(gw.status()["workers"]) == 2, 10, "two workers")
+        stuck = gw.worker_pids()[0]
+        os.kill(stuck, signal.SIGSTOP)  # generation 2 can't be confirmed until SIGCONT
+        try:
+            config["timeouts"]["client_idle"] = "70s"
+            gw.write_config(config)
+            gw.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: "-> generation 2" in gw.log(), 10, "reload 2 to start")
+            config["listen"] = [config["listen"], f"127.0.0.1:{extra}"]
+            gw.write_config(config)
+            gw.proc.send_signal(signal.SIGHUP)  # arrives while reload 2 waits
+        finally:
+            os.kill(stuck, signal.SIGCONT)
+
+        def settled():
+            status = gw.status()
+            return (status["generation"] == 3 and status["last_reload"]["generation"] == 3
+                    and [w["generation"] for w in status["workers"]] == [3, 3])
+        wait_until(settled, 10, "generation 3 everywhere", details=gw.log_tail)
+        assert [line.split("reloaded to ")[1].split()[1] for line in generation_log(gw)] == \
+            ["2", "3"]
+        for _ in range(10):  # the listener generation 3 added serves, on every worker
+            with Client(extra, timeout=5) as c:
+                assert c.request("GET", "/extra").status == 200
+    finally:
+        assert gw.stop() == 0, gw.log_tail()
+
+
+class GatewayInRunDir(Gateway):
+    @property
+    def pidfile(self):
+        return self.workdir / "run" / "fastgw.pid"
+
+
+def test_a_status_file_that_cannot_be_written_is_only_logged(tmp_path, backend2):
+    backend = backend2[0]
+    (tmp_path / "run").mkdir()
+    gw = GatewayInRunDir(config_for(backend), tmp_path).start()
+    try:
+        shutil.rmtree(tmp_path / "run")  # a tmp cleaner, a full disk...
+        victim = gw.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: "cannot write the status file" in gw.log(), 10,
+                   "the failure to be logged", details=gw.log_tail)
+        wait_until(lambda: gw.worker_pids() and victim not in gw.worker_pids(), 10,
+                   "a replacement worker")
+        assert gw.alive(), gw.log_tail()
+        with Client(gw.port) as c:
+            assert c.request("GET", "/still").status == 200
+    finally:
+        assert gw.stop() == 0, gw.log_tail()
+
+
+def test_sigquit_ends_a_slow_graceful_stop(tmp_path, backend2):
+    backend = backend2[0]
+    gw = Gateway(config_for(backend, shutdown_timeout="60s"), tmp_path).start()
+    slow = Client(gw.port, timeout=30)
+    slow.send(b"GET /slow/30 HTTP/1.1\r\nHost: x\r\n\r\n")
+    backend.wait_requests(1)
+    gw.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "stopping gracefully" in gw.log(), 5, "the graceful stop")
+    started = time.monotonic()
+    gw.proc.send_signal(signal.SIGQUIT)
+    assert gw.proc.wait(10) == 0, gw.log_tail()
+    assert time.monotonic() - started < 5
+    slow.assert_closed(timeout=2)
+    slow.close()
+    gw.stop()
+
+
+def test_a_request_sent_just_after_sigterm_on_a_new_connection_is_answered(tmp_path, backend2):
+    backend = backend2[0]
+    gw = Gateway(config_for(backend), tmp_path).start()
+    c = Client(gw.port)
+    wait_until(lambda: owners([c], gw.worker_pids())[0] is not None, 5,
+               "the worker to accept the connection")
+    gw.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "shutting down" in gw.log(), 5, "the worker to start draining")
+    c.send(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+    resp = c.read_response()
+    assert resp.status == 200, resp
+    assert "close" in resp.connection_tokens()
+    c.assert_closed(timeout=5)
+    c.close()
+    assert gw.proc.wait(10) == 0
+    gw.stop()
