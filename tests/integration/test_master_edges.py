@@ -155,3 +155,27 @@ def test_a_request_sent_just_after_sigterm_on_a_new_connection_is_answered(tmp_p
     c.close()
     assert gw.proc.wait(10) == 0
     gw.stop()
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_backoff(tmp_path, backend2):
+    backend = backend2[0]
+    gw = Gateway(config_for(backend), tmp_path).start()
+    try:
+        killed: list[int] = []
+        for _ in range(4):  # each replacement dies at once: quick deaths in a row
+            pid = wait_until(lambda: [p for p in gw.worker_pids() if p not in killed], 15,
+                             "a replacement worker", details=gw.log_tail)[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        wait_until(lambda: "(failed 4 times in a row)" in gw.log(), 10, "the 4th restart")
+        log = gw.log()
+        assert "killed by signal 9 (SIGKILL); restarting it\n" in log  # the first: at once
+        assert "restarting it in 0.1s (failed 2 times in a row)" in log
+        assert "restarting it in 0.2s (failed 3 times in a row)" in log
+        assert "restarting it in 0.4s (failed 4 times in a row)" in log
+        wait_until(lambda: [p for p in gw.worker_pids() if p not in killed], 15,
+                   "the worker to be back", details=gw.log_tail)
+        with Client(gw.port, timeout=5) as c:
+            assert c.request("GET", "/back").status == 200
+    finally:
+        assert gw.stop() == 0, gw.log_tail()
