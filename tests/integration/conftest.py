@@ -1,7 +1,7 @@
 """Fixtures for the end-to-end tests: a real backend (threads in this process) and fastgw as a
 real subprocess in front of it. Nothing is mocked.
 
-- ``backend``: a fresh backend per test.
+- ``backend``: a fresh backend per test; ``backends``: three of them.
 - ``make_gateway(upstream=..., **config overrides)``: starts fastgw; stopped after the test.
 - ``gateway``: fastgw with the default config in front of ``backend``.
 - ``shared``: one backend + fastgw per module, records reset before each test; for tests that
@@ -59,6 +59,15 @@ def backend():
     server = Backend().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def backends():
+    """Three fresh backends, for tests that tell targets apart."""
+    started = [Backend().start() for _ in range(3)]
+    yield started
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

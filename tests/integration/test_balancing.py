@@ -6,20 +6,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from fastgw.balance import make_balancer
 from fastgw.balance.peer import Peer
-from tests.support.backend import Backend
 from tests.support.client import Client
-
-
-@pytest.fixture
-def backends():
-    started = [Backend().start() for _ in range(3)]
-    yield started
-    for backend in started:
-        backend.stop()
 
 
 def targets(backends, *specs):

@@ -10,21 +10,12 @@ import shutil
 import signal
 import time
 
-import pytest
 
 from tests.support import wait_until
 from tests.support.backend import Backend
 from tests.support.client import Client
 from tests.support.gateway import Gateway, free_port, make_config
 from tests.support.load import owners
-
-
-@pytest.fixture
-def backend2():
-    started = [Backend().start() for _ in range(2)]
-    yield started
-    for b in started:
-        b.stop()
 
 
 def config_for(backend: Backend, **overrides) -> dict:
@@ -35,8 +26,8 @@ def generation_log(gw: Gateway) -> list[str]:
     return [line for line in gw.log().splitlines() if "reloaded to generation" in line]
 
 
-def test_reload_while_a_retired_worker_drains_is_not_held_up(tmp_path, backend2):
-    backend = backend2[0]
+def test_reload_while_a_retired_worker_drains_is_not_held_up(tmp_path, backends):
+    backend = backends[0]
     config = config_for(backend, workers=2)
     gw = Gateway(config, tmp_path).start()
     try:
@@ -63,8 +54,8 @@ def test_reload_while_a_retired_worker_drains_is_not_held_up(tmp_path, backend2)
         assert gw.stop() == 0, gw.log_tail()
 
 
-def test_a_sighup_during_a_reload_waits_its_turn(tmp_path, backend2):
-    backend = backend2[0]
+def test_a_sighup_during_a_reload_waits_its_turn(tmp_path, backends):
+    backend = backends[0]
     config = config_for(backend, workers=2)
     gw = Gateway(config, tmp_path).start()
     extra = free_port()
@@ -103,8 +94,8 @@ class GatewayInRunDir(Gateway):
         return self.workdir / "run" / "fastgw.pid"
 
 
-def test_a_status_file_that_cannot_be_written_is_only_logged(tmp_path, backend2):
-    backend = backend2[0]
+def test_a_status_file_that_cannot_be_written_is_only_logged(tmp_path, backends):
+    backend = backends[0]
     (tmp_path / "run").mkdir()
     gw = GatewayInRunDir(config_for(backend), tmp_path).start()
     try:
@@ -122,8 +113,8 @@ def test_a_status_file_that_cannot_be_written_is_only_logged(tmp_path, backend2)
         assert gw.stop() == 0, gw.log_tail()
 
 
-def test_sigquit_ends_a_slow_graceful_stop(tmp_path, backend2):
-    backend = backend2[0]
+def test_sigquit_ends_a_slow_graceful_stop(tmp_path, backends):
+    backend = backends[0]
     gw = Gateway(config_for(backend, shutdown_timeout="60s"), tmp_path).start()
     slow = Client(gw.port, timeout=30)
     slow.send(b"GET /slow/30 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -139,8 +130,8 @@ def test_sigquit_ends_a_slow_graceful_stop(tmp_path, backend2):
     gw.stop()
 
 
-def test_a_request_sent_just_after_sigterm_on_a_new_connection_is_answered(tmp_path, backend2):
-    backend = backend2[0]
+def test_a_request_sent_just_after_sigterm_on_a_new_connection_is_answered(tmp_path, backends):
+    backend = backends[0]
     gw = Gateway(config_for(backend), tmp_path).start()
     c = Client(gw.port)
     wait_until(lambda: owners([c], gw.worker_pids())[0] is not None, 5,
@@ -157,8 +148,8 @@ def test_a_request_sent_just_after_sigterm_on_a_new_connection_is_answered(tmp_p
     gw.stop()
 
 
-def test_a_worker_that_keeps_dying_is_restarted_with_backoff(tmp_path, backend2):
-    backend = backend2[0]
+def test_a_worker_that_keeps_dying_is_restarted_with_backoff(tmp_path, backends):
+    backend = backends[0]
     gw = Gateway(config_for(backend), tmp_path).start()
     try:
         killed: list[int] = []

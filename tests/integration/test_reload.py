@@ -21,14 +21,6 @@ from tests.support.load import owners
 
 
 @pytest.fixture
-def blue_green():
-    started = [Backend().start() for _ in range(3)]
-    yield started
-    for backend in started:
-        backend.stop()
-
-
-@pytest.fixture
 def start(tmp_path, request):
     """Start a Gateway from a config dict; stopped (and checked for a clean exit) afterwards."""
     started: list[Gateway] = []
@@ -64,13 +56,13 @@ def changes_logged(gw: Gateway, generation: int) -> list[str]:
     return [line.split(prefix, 1)[1] for line in gw.log().splitlines() if prefix in line]
 
 
-def test_reload_switches_blue_to_green_and_keeps_the_connection(start, blue_green):
-    blue, green, _ = blue_green
+def test_reload_switches_blue_to_green_and_keeps_the_connection(start, backends):
+    blue, green, _ = backends
     config = two_upstreams(blue, green)
     gw = start(config)
     with Client(gw.port) as c:
         assert c.request("GET", "/before").status == 200
-        assert served_by(blue_green, "/before") == [0]
+        assert served_by(backends, "/before") == [0]
 
         config["routes"][0]["upstream"] = "green"
         result = gw.reload(config)
@@ -80,15 +72,15 @@ def test_reload_switches_blue_to_green_and_keeps_the_connection(start, blue_gree
 
         # the same client connection, now under the new plan
         assert c.request("GET", "/after").status == 200
-        assert served_by(blue_green, "/after") == [1]
+        assert served_by(backends, "/after") == [1]
     status = gw.status()
     assert status["generation"] == 2
     assert [w["generation"] for w in status["workers"]] == [2]
     assert changes_logged(gw, 2) == ["route app: upstream blue → green"]
 
 
-def test_invalid_reload_changes_nothing(start, blue_green):
-    blue, green, _ = blue_green
+def test_invalid_reload_changes_nothing(start, backends):
+    blue, green, _ = backends
     config = two_upstreams(blue, green)
     gw = start(config)
     broken = copy.deepcopy(config)
@@ -106,7 +98,7 @@ def test_invalid_reload_changes_nothing(start, blue_green):
 
     with Client(gw.port) as c:
         assert c.request("GET", "/still-blue").status == 200
-    assert served_by(blue_green, "/still-blue") == [0]
+    assert served_by(backends, "/still-blue") == [0]
     assert gw.status()["generation"] == 1
     assert gw.status()["attempts"] == 2
 
@@ -115,8 +107,8 @@ def test_invalid_reload_changes_nothing(start, blue_green):
     assert gw.status()["generation"] == 2
 
 
-def test_unchanged_target_keeps_its_pool_and_a_removed_one_drains(start, blue_green):
-    blue, green, third = blue_green
+def test_unchanged_target_keeps_its_pool_and_a_removed_one_drains(start, backends):
+    blue, green, third = backends
     config = two_upstreams(blue, green)
     config["routes"].insert(0, {"name": "g", "match": {"path_prefix": "/g/"},
                                 "upstream": "green"})
@@ -141,12 +133,12 @@ def test_unchanged_target_keeps_its_pool_and_a_removed_one_drains(start, blue_gr
         assert c.request("GET", "/t/1").status == 200
         assert c.request("GET", "/g/2").status == 200  # no longer a route of its own: blue
     assert again == first, "the unchanged upstream's pooled connection was not reused"
-    assert served_by(blue_green, "/t/1") == [2]
-    assert served_by(blue_green, "/g/2") == [0]
+    assert served_by(backends, "/t/1") == [2]
+    assert served_by(backends, "/g/2") == [0]
 
 
-def test_request_in_flight_finishes_on_a_removed_target(start, blue_green):
-    blue, green, _ = blue_green
+def test_request_in_flight_finishes_on_a_removed_target(start, backends):
+    blue, green, _ = backends
     config = two_upstreams(blue, green, upstream="green")
     gw = start(config)
     with Client(gw.port) as slow:
@@ -161,11 +153,11 @@ def test_request_in_flight_finishes_on_a_removed_target(start, blue_green):
         wait_until(lambda: not green.open_connection_ids(), 5, "green's connection to close",
                    details=green.summary)
         assert slow.request("GET", "/next").status == 200
-    assert served_by(blue_green, "/next") == [0]
+    assert served_by(backends, "/next") == [0]
 
 
-def test_listeners_added_and_removed(start, blue_green):
-    blue, green, _ = blue_green
+def test_listeners_added_and_removed(start, backends):
+    blue, green, _ = backends
     config = two_upstreams(blue, green)
     gw = start(config)
     old_port, new_port = gw.port, free_port()
@@ -187,8 +179,8 @@ def test_listeners_added_and_removed(start, blue_green):
     gw.port = new_port  # for the fixture's clean-exit check
 
 
-def test_reload_that_cannot_bind_changes_nothing(start, blue_green):
-    blue, green, _ = blue_green
+def test_reload_that_cannot_bind_changes_nothing(start, backends):
+    blue, green, _ = backends
     config = two_upstreams(blue, green)
     gw = start(config)
     taken = socket.socket()
@@ -205,7 +197,7 @@ def test_reload_that_cannot_bind_changes_nothing(start, blue_green):
         taken.close()
     with Client(gw.port) as c:
         assert c.request("GET", "/unchanged").status == 200
-    assert served_by(blue_green, "/unchanged") == [0]
+    assert served_by(backends, "/unchanged") == [0]
     assert gw.status()["generation"] == 1
 
 
@@ -214,8 +206,8 @@ def canary(stable: int, canary_weight: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("change", ["blue-green", "canary-step", "target-removal"])
-def test_plan_shows_what_the_reload_logs(start, blue_green, tmp_path, change):
-    blue, green, third = blue_green
+def test_plan_shows_what_the_reload_logs(start, backends, tmp_path, change):
+    blue, green, third = backends
     config = two_upstreams(blue, green)
     config["upstreams"]["blue"]["targets"].append({"address": third.address})
     config["upstreams"]["blue"]["balance"] = "consistent_hash"
@@ -257,8 +249,8 @@ def test_plan_shows_what_the_reload_logs(start, blue_green, tmp_path, change):
     assert [line.strip() for line in result.stdout.splitlines()[1:]] == planned[1:]
 
 
-def test_plan_needs_something_to_compare_with(tmp_path, blue_green):
-    blue, green, _ = blue_green
+def test_plan_needs_something_to_compare_with(tmp_path, backends):
+    blue, green, _ = backends
     gw = Gateway(two_upstreams(blue, green), tmp_path)
     path = tmp_path / "lonely.yaml"
     path.write_text("listen: 127.0.0.1:1\nupstreams: {a: {targets: [{address: '127.0.0.1:2'}]}}\n"
@@ -271,8 +263,8 @@ def test_plan_needs_something_to_compare_with(tmp_path, blue_green):
     assert result.returncode == 1 and "cannot read pidfile" in result.stderr
 
 
-def test_workers_scale_on_reload_and_share_a_generation(start, blue_green):
-    blue, green, _ = blue_green
+def test_workers_scale_on_reload_and_share_a_generation(start, backends):
+    blue, green, _ = backends
     config = two_upstreams(blue, green, workers=2)
     gw = start(config)
     wait_until(lambda: len(gw.status()["workers"]) == 2, 10, "two workers")
@@ -298,11 +290,11 @@ def test_workers_scale_on_reload_and_share_a_generation(start, blue_green):
     for i in range(30):
         with Client(gw.port, timeout=5) as c:
             assert c.request("GET", f"/one/{i}").status == 200
-    assert all(served_by(blue_green, f"/one/{i}") == [1] for i in range(30))
+    assert all(served_by(backends, f"/one/{i}") == [1] for i in range(30))
 
 
-def test_pidfile_flag_and_cleanup(tmp_path, blue_green):
-    blue, green, _ = blue_green
+def test_pidfile_flag_and_cleanup(tmp_path, backends):
+    blue, green, _ = backends
     gw = Gateway(two_upstreams(blue, green), tmp_path).start()
     try:
         assert gw.pidfile.read_text().strip() == str(gw.proc.pid)
@@ -323,8 +315,8 @@ def test_pidfile_flag_and_cleanup(tmp_path, blue_green):
         gw2.stop()
 
 
-def test_sigquit_stops_at_once(start, blue_green):
-    blue, green, _ = blue_green
+def test_sigquit_stops_at_once(start, backends):
+    blue, green, _ = backends
     gw = start(two_upstreams(blue, green, shutdown_timeout="30s"))
     slow = Client(gw.port)
     slow.send(b"GET /slow/20 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -335,11 +327,11 @@ def test_sigquit_stops_at_once(start, blue_green):
     slow.close()
 
 
-def test_workers_share_new_connections(start, blue_green):
+def test_workers_share_new_connections(start, backends):
     """Each worker accepts on its own SO_REUSEPORT sockets: a burst of keep-alive connections
     is spread by the kernel, not taken by whichever worker wakes first (with one shared
     socket, 64 connections split 62/2 here)."""
-    blue, green, _ = blue_green
+    blue, green, _ = backends
     gw = start(two_upstreams(blue, green, workers=2))
     wait_until(lambda: len(gw.status()["workers"]) == 2, 10, "two workers")
     clients = [Client(gw.port) for _ in range(64)]

@@ -18,7 +18,6 @@ import signal
 import socket
 import time
 
-import pytest
 import yaml
 
 from tests.support import Deadline, wait_until
@@ -26,14 +25,6 @@ from tests.support.backend import Backend
 from tests.support.client import Client
 from tests.support.gateway import Gateway
 from tests.support.load import Load, LoadClient, owners, spread
-
-
-@pytest.fixture
-def backends():
-    started = [Backend().start() for _ in range(3)]
-    yield started
-    for backend in started:
-        backend.stop()
 
 
 def workers_on(gw: Gateway, generation: int, count: int = 2, gone: int = 0) -> list[int]:
