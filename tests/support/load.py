@@ -275,7 +275,9 @@ def _tcp_inodes() -> dict[tuple[tuple[str, int], tuple[str, int]], int]:
         next(f)
         for line in f:
             fields = line.split()
-            found[(_address(fields[1]), _address(fields[2]))] = int(fields[9])
+            inode = int(fields[9])
+            if inode:  # not a TIME_WAIT entry, which on loopback may share a live 4-tuple
+                found[(_address(fields[1]), _address(fields[2]))] = inode
     return found
 
 
