@@ -13,11 +13,13 @@ from .server.status import StatusError, read_pid, read_status
 
 
 def reload(args) -> int:
-    """Send SIGHUP to the master and wait until its status file reports the outcome."""
+    """Send SIGHUP to the master and wait until its status file reports the outcome of the
+    first reload begun after the signal (with several callers at once, each gets its own)."""
     try:
         pidfile = _pidfile(args.pidfile, args.config)
         pid = read_pid(pidfile)
-        before = read_status(pidfile)["attempts"]
+        read_status(pidfile)  # fail now, not after a timeout, if there is none
+        sent = time.time()
         os.kill(pid, signal.SIGHUP)
     except (ConfigError, StatusError) as exc:
         return _fail(exc)
@@ -31,20 +33,19 @@ def reload(args) -> int:
             status = read_status(pidfile)
         except StatusError:  # the master has gone (or is replacing the file): look again
             status = None
-        last = status and status["last_reload"]
-        if last and last["attempt"] > before:
+        ours = next((r for r in (status or {}).get("reloads", []) if r["began"] >= sent), None)
+        if ours is not None:
             break
         if time.monotonic() > deadline:
             return _fail(f"no outcome from process {pid} within {args.timeout:g}s")
         time.sleep(0.02)
-    last = status["last_reload"]
-    if not last["ok"]:
-        return _fail(f"reload failed, still serving generation {last['generation']}: "
-                     f"{last['error']}")
+    if not ours["ok"]:
+        return _fail(f"reload failed, still serving generation {ours['generation']}: "
+                     f"{ours['error']}")
     workers = status["workers"]
-    print(f"reloaded to generation {last['generation']} ({last['checksum']}, "
+    print(f"reloaded to generation {ours['generation']} ({ours['checksum']}, "
           f"{len(workers)} workers)")
-    for line in last["changes"]:
+    for line in ours["changes"]:
         print(f"  {line}")
     return 0
 

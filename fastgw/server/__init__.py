@@ -42,7 +42,7 @@ async def run_gateway(config, listening: Callable[[], None] | None = None) -> in
         return 1
     for address in socks:
         log.info("listening on %s", listeners.show(address))
-    return await Worker(config, compile_plan(config), socks).run(listening)
+    return await Worker(config, compile_plan(config), {1: socks}).run(listening)
 
 
 __all__ = ["run_gateway", "serve", "serve_in_process"]

@@ -9,8 +9,9 @@ Why the master keeps them: a connection queued on a listening socket belongs to 
 If a worker's socket closed with the worker, a crash would reset whatever was queued on it.
 The master holds every worker's sockets, so a worker that dies leaves its queue intact for its
 replacement, and a worker retired by a smaller ``workers:`` hands its sockets to a remaining
-worker before it stops. Queued connections are lost only where a listener itself goes away:
-removed from the config, or at shutdown.
+worker before it stops (which hands them back when the worker id is used again). Queued
+connections are lost only where a listener itself goes away: removed from the config, or at
+shutdown.
 
 A new address is first bound once without SO_REUSEPORT (then released): if anyone holds the
 port, that fails, so two gateways can't silently share a port.
@@ -57,20 +58,27 @@ def bind(host: str, port: int, reuse_port: bool = True,
 
 
 class Listeners:
-    """Per address, per worker id, the sockets that worker accepts on."""
+    """Per address, per worker id, the sockets bound for that worker. They stay filed under
+    that id for good; while the id has no worker (fewer ``workers:`` now), another worker
+    accepts on them (``hosts``), and gives them back when the id is used again."""
 
     def __init__(self) -> None:
         self.sets: dict[Address, dict[int, list[socket.socket]]] = {}
+        self.hosts: dict[int, int] = {}  # worker id -> the worker accepting on its sockets
 
     def bind(self, addresses: list[Address], workers: list[int]) -> Listeners:
         """Bind what is missing for every (address, worker) pair, as a new ``Listeners`` to
         ``adopt`` once the caller is sure; all or nothing (OSError names the address)."""
         bound = Listeners()
+        ours = {port for _, port in self.sets}
         try:
             for address in addresses:
                 have = self.sets.get(address, {})
                 try:
-                    if not have:  # nobody else may hold it (see the module docstring)
+                    # nobody else may hold the port (see the module docstring); where we hold
+                    # it already (a listener re-spelled: 0.0.0.0:80 -> 127.0.0.1:80) our own
+                    # sockets would fail the probe
+                    if not have and address[1] not in ours:
                         for sock in bind(*address, reuse_port=False, listen=False):
                             sock.close()
                     for wid in workers:
@@ -89,18 +97,14 @@ class Listeners:
             self.sets.setdefault(address, {}).update(per_worker)
         other.sets = {}
 
-    def of(self, wid: int) -> dict[Address, list[socket.socket]]:
+    def of(self, wid: int, addresses=None) -> dict[Address, list[socket.socket]]:
+        """The sockets bound for worker ``wid`` (of ``addresses`` only, when given)."""
         return {address: per_worker[wid] for address, per_worker in self.sets.items()
-                if wid in per_worker}
+                if wid in per_worker and (addresses is None or address in addresses)}
 
-    def hand_over(self, wid: int, to: int) -> dict[Address, list[socket.socket]]:
-        """Give worker ``wid``'s sockets to worker ``to`` (which accepts on both sets then)."""
-        moved = {}
-        for address, per_worker in self.sets.items():
-            if wid in per_worker:
-                moved[address] = per_worker.pop(wid)
-                per_worker.setdefault(to, []).extend(moved[address])
-        return moved
+    def accepted_by(self, wid: int) -> list[int]:
+        """The worker ids whose sockets worker ``wid`` accepts on: its own and those it hosts."""
+        return [wid] + sorted(o for o, host in self.hosts.items() if host == wid and o != wid)
 
     def close_address(self, address: Address) -> None:
         for socks in self.sets.pop(address, {}).values():

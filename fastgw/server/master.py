@@ -36,6 +36,7 @@ SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.
 APPLY_TIMEOUT = 30.0  # how long a reload waits for every worker to confirm
 QUICK_DEATH = 5.0  # a worker that dies sooner than this after starting counts as failing
 MAX_BACKOFF = 10.0
+RELOADS_KEPT = 20  # reload outcomes kept in the status file
 
 
 class Slot:
@@ -50,8 +51,6 @@ class Slot:
         self.started = 0.0
         self.failures = 0  # quick deaths in a row
         self.restart_at = 0.0  # when a dead worker is due to be replaced (0: not waiting)
-        self.retiring = False  # told to stop for good (workers scaled down)
-        self.stopping = False  # sent SIGTERM: draining, no longer told about new plans
         self.awaiting = 0  # generation it was asked to apply and has not confirmed
 
 
@@ -66,7 +65,9 @@ class Master:
         self.attempts = 0
         self.last_reload: dict | None = None
         self.listeners = listeners.Listeners()
-        self.slots: dict[int, Slot] = {}
+        self.slots: dict[int, Slot] = {}  # worker id -> its current process
+        self.retired: dict[int, Slot] = {}  # pid -> a process draining to stop (replaced)
+        self.reloads: list[dict] = []  # the latest outcomes, for ``fastgw reload``
         self.signals: deque[int] = deque()
         self.deferred: list[int] = []  # signals that came during a reload, handled after it
         self.reloading = False
@@ -143,13 +144,13 @@ class Master:
         if signum == signal.SIGCHLD:
             self._reap()
         elif self.reloading:  # one thing at a time: after this reload, in arrival order
+            log.info("%s during a reload: handled after it", signal.Signals(signum).name)
             self.deferred.append(signum)
         elif self.stopping:
             if signum == signal.SIGQUIT and self.stopping != signal.SIGQUIT:
                 self.stopping = signum  # a graceful stop taking too long: end it now
-                for slot in self.slots.values():
-                    if slot.pid:
-                        self._kill(slot, signal.SIGQUIT)
+                for slot in self._processes():
+                    self._kill(slot, signal.SIGQUIT)
         elif signum == signal.SIGHUP:
             self.reloading = True
             try:
@@ -169,7 +170,18 @@ class Master:
         # a SIGTERM in between must reach the worker's handler, not our copied one.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         gc.freeze()  # the inherited objects: no collection in the worker will touch them
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: try again later
+            gc.unfreeze()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            ours.close()
+            theirs.close()
+            log.error("cannot start worker %d: %s; trying again in 1s", slot.id,
+                      exc.strerror or exc)
+            slot.restart_at = time.monotonic() + 1.0
+            self.slots[slot.id] = slot
+            return
         if pid == 0:
             code = 1
             try:
@@ -183,7 +195,7 @@ class Master:
         theirs.close()
         ours.settimeout(5.0)  # a worker too stuck to read its messages must not stall us
         slot.pid, slot.sock, slot.inbox = pid, ours, control.Inbox(ours)
-        slot.generation, slot.awaiting, slot.restart_at, slot.stopping = 0, 0, 0.0, False
+        slot.generation, slot.awaiting, slot.restart_at = 0, 0, 0.0
         slot.started = time.monotonic()
         self.slots[slot.id] = slot
         self.selector.register(ours, selectors.EVENT_READ, slot)
@@ -196,15 +208,16 @@ class Master:
         self.selector.close()
         os.close(self.wakeup_r)
         os.close(self.wakeup_w)
-        for other in self.slots.values():
+        for other in self._processes():
             if other.sock is not None:
                 other.sock.close()
         # Other workers' listening sockets (and those a reload is removing): a copy held here
         # would keep them open, queueing connections after their worker closed them.
         wanted = set(self.config.listen_addresses())
+        mine = self.listeners.accepted_by(wid)
         for address, per_worker in self.listeners.sets.items():
-            for owner, socks in per_worker.items():
-                if owner != wid or address not in wanted:
+            for origin, socks in per_worker.items():
+                if origin not in mine or address not in wanted:
                     for sock in socks:
                         sock.close()
         setup_logging(self.config.log_level, f"worker {wid}")
@@ -216,8 +229,9 @@ class Master:
 
         try:
             wanted = set(self.config.listen_addresses())
-            socks = {a: s for a, s in self.listeners.of(wid).items() if a in wanted}
-            worker = Worker(self.config, self.plan, socks, sock, self.generation)
+            socks = {origin: self.listeners.of(origin, wanted)
+                     for origin in self.listeners.accepted_by(wid)}
+            worker = Worker(self.config, self.plan, socks, sock, self.generation, wid)
             return uvloop.run(worker.run())
         except BaseException:
             log.exception("worker %d failed", wid)
@@ -234,10 +248,11 @@ class Master:
                 slot.awaiting = 0
                 if message["ok"]:
                     slot.generation = message["generation"]
-                else:  # it keeps the old plan: replace it by one forked with the new one
+                elif slot.id in self.slots and self.slots[slot.id] is slot:
+                    # it keeps the old plan: replace it by one forked with the new one
                     log.error("worker %d could not apply generation %d (%s); replacing it",
                               slot.id, message["generation"], message["error"])
-                    self._stop(slot)
+                    self._replace(slot, signal.SIGTERM)
         if slot.inbox.closed:
             self._forget_socket(slot)
 
@@ -248,11 +263,25 @@ class Master:
             slot.sock = None
         slot.awaiting = 0
 
-    def _stop(self, slot: Slot) -> None:
-        """Drain and stop this worker; it gets no new plans meanwhile."""
-        slot.stopping = True
+    def _retire(self, slot: Slot, sig: int) -> None:
+        """Stop this process for good (SIGTERM: it drains); its worker id is free again."""
+        if self.slots.get(slot.id) is slot:
+            del self.slots[slot.id]
         slot.awaiting = 0
-        self._kill(slot, signal.SIGTERM)
+        if slot.pid:
+            self.retired[slot.pid] = slot
+            self._kill(slot, sig)
+
+    def _replace(self, slot: Slot, sig: int) -> None:
+        """A new process for this worker id now, with the current plan; the old one stops."""
+        self._retire(slot, sig)
+        fresh = Slot(slot.id)
+        fresh.failures = slot.failures
+        self._spawn(fresh)
+
+    def _processes(self) -> list[Slot]:
+        """Every worker process alive: current ones and retired ones still draining."""
+        return [s for s in self.slots.values() if s.pid] + list(self.retired.values())
 
     def _kill(self, slot: Slot, sig: int) -> None:
         try:
@@ -272,15 +301,20 @@ class Master:
                     self._write_status()  # the dead pid must not stay listed as serving
                 return
             reaped = True
+            code = os.waitstatus_to_exitcode(wait_status)
+            how = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0
+                   else f"exited with status {code}")
+            slot = self.retired.pop(pid, None)
+            if slot is not None:
+                self._forget_socket(slot)
+                log.info("worker %d (pid %d, retired) %s", slot.id, pid, how)
+                continue
             slot = next((s for s in self.slots.values() if s.pid == pid), None)
             if slot is None:
                 continue
             self._forget_socket(slot)
             slot.pid = 0
-            code = os.waitstatus_to_exitcode(wait_status)
-            how = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0
-                   else f"exited with status {code}")
-            if self.stopping or slot.retiring:
+            if self.stopping:
                 log.info("worker %d (pid %d) %s", slot.id, pid, how)
                 del self.slots[slot.id]
                 continue
@@ -300,8 +334,8 @@ class Master:
                 self._spawn(slot)
 
     def _live(self) -> list[Slot]:
-        """Workers that serve and take new plans (not those draining to stop)."""
-        return [s for s in self.slots.values() if s.sock is not None and not s.stopping]
+        """Workers that serve and take new plans (not retired ones draining to stop)."""
+        return [s for s in self.slots.values() if s.sock is not None]
 
     # --- reload ----------------------------------------------------------------------------
 
@@ -309,6 +343,7 @@ class Master:
         """Validate the file completely, then apply it to every worker. False if invalid."""
         attempt = self.attempts + 1  # published with its outcome, never before it
         started = time.monotonic()
+        began = time.time()  # `fastgw reload` takes the first reload begun after its signal
         try:
             data = read_config_file(self.filename)
             config = load_config_bytes(data, self.filename)
@@ -316,11 +351,11 @@ class Master:
             opened = self.listeners.bind(config.listen_addresses(),
                                          list(range(1, config.worker_count() + 1)))
         except (ConfigError, OSError) as exc:
-            return self._reload_failed(attempt, str(exc) if isinstance(exc, ConfigError)
-                                       else exc.strerror)
+            return self._reload_failed(attempt, began, str(exc)
+                                       if isinstance(exc, ConfigError) else exc.strerror)
         except Exception as exc:  # a bug in compiling: still nothing changes
             log.exception("reload: cannot compile %s", self.filename)
-            return self._reload_failed(attempt,
+            return self._reload_failed(attempt, began,
                                        f"{self.filename}: cannot compile the plan: {exc}")
 
         changes = describe_changes(self.config, config)
@@ -351,19 +386,22 @@ class Master:
         elapsed = (time.monotonic() - started) * 1000
         log.info("reloaded to generation %d in %.0f ms (%d workers%s)", generation, elapsed,
                  len(self._live()), "" if confirmed else ", some replaced")
-        self.attempts = attempt
-        self.last_reload = {"attempt": attempt, "ok": True, "generation": generation,
-                            "checksum": checksum(data), "changes": changes, "error": None}
-        self._write_status()
+        self._outcome({"attempt": attempt, "began": began, "ok": True, "generation": generation,
+                       "checksum": checksum(data), "changes": changes, "error": None})
         return True
 
-    def _reload_failed(self, attempt: int, error: str) -> bool:
+    def _reload_failed(self, attempt: int, began: float, error: str) -> bool:
         log.error("reload failed, still serving generation %d: %s", self.generation, error)
-        self.attempts = attempt
-        self.last_reload = {"attempt": attempt, "ok": False, "generation": self.generation,
-                            "checksum": None, "changes": [], "error": error}
-        self._write_status()
+        self._outcome({"attempt": attempt, "began": began, "ok": False,
+                       "generation": self.generation, "checksum": None, "changes": [],
+                       "error": error})
         return False
+
+    def _outcome(self, reload: dict) -> None:
+        self.attempts = reload["attempt"]
+        self.last_reload = reload
+        self.reloads = [*self.reloads[-(RELOADS_KEPT - 1):], reload]
+        self._write_status()
 
     def _send(self, slot: Slot, message: dict, socks: dict) -> None:
         """Send ``message`` with the sockets ``socks`` ({address: [socket]}) it brings."""
@@ -374,7 +412,7 @@ class Master:
             slot.awaiting = self.generation
         except OSError as exc:  # dead or stuck: its replacement forks with the current plan
             log.error("worker %d: cannot send %s (%s); replacing it", slot.id, message["op"], exc)
-            self._kill(slot, signal.SIGKILL)
+            self._replace(slot, signal.SIGKILL)
 
     def _confirmed(self, generation: int) -> bool:
         """Wait until every live worker confirmed; replace those that don't in time."""
@@ -384,31 +422,37 @@ class Master:
             if slot.awaiting:
                 log.error("worker %d did not confirm generation %d within %.0fs; replacing it",
                           slot.id, generation, APPLY_TIMEOUT)
-                self._kill(slot, signal.SIGKILL)
+                self._replace(slot, signal.SIGKILL)
         return confirmed
 
     def _resize(self, old: int, new: int) -> None:
-        """Start workers up to ``new``; retire those above it once another worker accepts on
-        their sockets (so nothing queued on them is lost)."""
+        """Start workers up to ``new`` (taking back their sockets from the worker that
+        accepted on them meanwhile) and wait until they serve; retire those above ``new``
+        once another worker accepts on their sockets (so nothing queued on them is lost)."""
+        hosts = self.listeners.hosts
+        started = []
         for wid in range(old + 1, new + 1):
-            slot = self.slots.get(wid)
-            if slot is None:
-                self._spawn(Slot(wid))
-            else:
-                slot.retiring = False
-        for wid in range(new + 1, old + 1):
-            heir = self.slots.get((wid - 1) % new + 1)
-            moved = self.listeners.hand_over(wid, (wid - 1) % new + 1)
-            if heir is not None and heir.sock is not None and moved:
-                self._send(heir, {"op": "listen", "generation": self.generation}, moved)
+            heir = self.slots.get(hosts.pop(wid, wid))
+            if heir is not None and heir.id != wid and heir.sock is not None:
+                self._send(heir, {"op": "unlisten", "origin": wid}, {})
                 self._confirmed(self.generation)
-            slot = self.slots.get(wid)
+            slot = Slot(wid)
+            self._spawn(slot)
+            started.append(slot)
+        self._wait(lambda: all(s.generation or not s.pid for s in started), APPLY_TIMEOUT)
+        wanted = set(self.config.listen_addresses())
+        for wid in range(new + 1, old + 1):
+            heir_id = (wid - 1) % new + 1
+            heir = self.slots.get(heir_id)
+            for origin in self.listeners.accepted_by(wid):
+                hosts[origin] = heir_id
+                socks = self.listeners.of(origin, wanted)
+                if heir is not None and heir.sock is not None and socks:
+                    self._send(heir, {"op": "listen", "origin": origin}, socks)
+                    self._confirmed(self.generation)
+            slot = self.slots.pop(wid, None)
             if slot is not None:
-                slot.retiring = True
-                if slot.pid:
-                    self._stop(slot)
-                else:
-                    del self.slots[wid]
+                self._retire(slot, signal.SIGTERM)
 
     def _write_status(self) -> None:
         """Publish the state for ``fastgw reload``/``plan``; a failure to is only logged (the
@@ -428,8 +472,8 @@ class Master:
             "attempts": self.attempts,
             "last_reload": self.last_reload,
             "workers": [{"id": s.id, "pid": s.pid, "generation": s.generation}
-                        for s in sorted(self.slots.values(), key=lambda s: s.id)
-                        if s.pid and not s.retiring],
+                        for s in sorted(self.slots.values(), key=lambda s: s.id) if s.pid],
+            "reloads": self.reloads,
             "config": {"path": str(Path(self.filename).resolve()),
                        "checksum": checksum(self.data),
                        "text": self.data.decode("utf-8", "replace")},
@@ -445,17 +489,15 @@ class Master:
         self.listeners.close()  # the workers' copies close as they stop accepting
         for slot in self.slots.values():
             slot.restart_at = 0.0
-            if slot.pid:
-                self._kill(slot, signal.SIGTERM if graceful else signal.SIGQUIT)
+        for slot in self._processes():
+            self._kill(slot, signal.SIGTERM if graceful else signal.SIGQUIT)
         grace = self.config.shutdown_timeout + 5.0 if graceful else 5.0
-        if not self._wait(lambda: not self.slots or all(not s.pid for s in self.slots.values()),
-                          grace):
-            for slot in self.slots.values():
-                if slot.pid:
-                    log.error("worker %d (pid %d) still running after %.0fs; killing it",
-                              slot.id, slot.pid, grace)
-                    self._kill(slot, signal.SIGKILL)
-            self._wait(lambda: not any(s.pid for s in self.slots.values()), 5.0)
+        if not self._wait(lambda: not self._processes(), grace):
+            for slot in self._processes():
+                log.error("worker %d (pid %d) still running after %.0fs; killing it",
+                          slot.id, slot.pid, grace)
+                self._kill(slot, signal.SIGKILL)
+            self._wait(lambda: not self._processes(), 5.0)
         log.info("stopped")
         return 0
 

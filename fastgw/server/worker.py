@@ -20,7 +20,7 @@ from ..plan import compile_plan
 from ..proxy.client import ClientConnection
 from ..proxy.state import ProxyState
 from . import control
-from .listeners import BACKLOG, Address, show
+from .listeners import BACKLOG, Address
 
 log = logging.getLogger("fastgw")
 
@@ -31,18 +31,22 @@ FRESH_GRACE = 1.0  # on shutdown, how long a new connection may take to send its
 class Worker:
     """The gateway inside one process's running loop.
 
-    ``listeners`` are bound sockets (the master's, inherited); ``ctl`` is the socket to the
-    master, or None when this process is the whole gateway (``fastgw demo``).
+    ``listeners`` are bound sockets (the master's, inherited) filed by the worker id they were
+    bound for: this worker's own (``wid``) and those of retired worker ids it accepts for.
+    ``ctl`` is the socket to the master, or None when this process is the whole gateway
+    (``fastgw demo``).
     """
 
-    def __init__(self, config, plan, listeners: dict[Address, list[socket.socket]],
-                 ctl: socket.socket | None = None, generation: int = 1) -> None:
+    def __init__(self, config, plan, listeners: dict[int, dict[Address, list[socket.socket]]],
+                 ctl: socket.socket | None = None, generation: int = 1, wid: int = 1) -> None:
         self.config = config
         self.plan = plan
         self.listeners = listeners
         self.ctl = ctl
         self.generation = generation
-        self.servers: dict[Address, list[asyncio.AbstractServer]] = {}
+        self.wid = wid
+        # worker id the sockets were bound for -> address -> servers accepting on them
+        self.servers: dict[int, dict[Address, list[asyncio.AbstractServer]]] = {}
         self.stop = asyncio.Event()
         self.immediate = False
         self.gw: ProxyState | None = None
@@ -52,8 +56,9 @@ class Worker:
         every listener accepts."""
         loop = asyncio.get_running_loop()
         self.gw = ProxyState(loop, self.config, self.plan)
-        for address, socks in self.listeners.items():
-            self.servers[address] = [await self._serve(sock) for sock in socks]
+        for origin, by_address in self.listeners.items():
+            self.servers[origin] = {address: [await self._serve(sock) for sock in socks]
+                                    for address, socks in by_address.items()}
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGQUIT, self._quit)
@@ -97,8 +102,10 @@ class Worker:
             fds = self.inbox.take_fds(sum(n for _, n in message["new"]))
             if message["op"] == "apply":
                 self.gw.loop.create_task(self._apply(message, fds))
-            elif message["op"] == "listen":  # a retired worker's sockets, now ours too
+            elif message["op"] == "listen":  # a retired worker id's sockets, now ours too
                 self.gw.loop.create_task(self._listen(message, fds))
+            elif message["op"] == "unlisten":  # ... until that worker id is used again
+                self._unlisten(message)
         if self.inbox.closed:  # the master is gone: nobody would restart or reload us
             log.error("lost the master process; shutting down")
             self.gw.loop.remove_reader(self.ctl.fileno())
@@ -120,8 +127,8 @@ class Worker:
 
     async def _listen(self, message: dict, fds: list[int]) -> None:
         try:
-            for address, servers in (await self._open(message, fds)).items():
-                self.servers.setdefault(address, []).extend(servers)
+            opened = await self._open(message, fds)
+            self.servers.setdefault(message["origin"], {}).update(opened)
         except Exception as exc:  # reported to the master, which replaces this worker
             log.exception("cannot take over listening sockets")
             reply = {"op": "applied", "generation": self.generation, "ok": False,
@@ -129,6 +136,12 @@ class Worker:
         else:
             reply = {"op": "applied", "generation": self.generation, "ok": True}
         control.send(self.ctl, reply)
+
+    def _unlisten(self, message: dict) -> None:
+        for servers in self.servers.pop(message["origin"], {}).values():
+            for server in servers:
+                server.close()  # the master's copy of the socket keeps its queue
+        control.send(self.ctl, {"op": "applied", "generation": self.generation, "ok": True})
 
     async def _apply(self, message: dict, fds: list[int]) -> None:
         generation = message["generation"]
@@ -140,13 +153,12 @@ class Worker:
             self.gw.apply(config, plan)
             self.config, self.plan, self.generation = config, plan, generation
             set_level(config.log_level)
-            for address, servers in opened.items():
-                self.servers.setdefault(address, []).extend(servers)
+            self.servers.setdefault(self.wid, {}).update(opened)
             wanted = set(config.listen_addresses())
-            for address in [a for a in self.servers if a not in wanted]:
-                for server in self.servers.pop(address):
-                    server.close()  # stops accepting; accepted connections go on
-                log.info("stopped listening on %s", show(address))
+            for by_address in self.servers.values():
+                for address in [a for a in by_address if a not in wanted]:
+                    for server in by_address.pop(address):
+                        server.close()  # stops accepting; accepted connections go on
         except Exception as exc:  # reported to the master, which replaces this worker
             log.exception("cannot apply generation %d", generation)
             reply = {"op": "applied", "generation": generation, "ok": False,
@@ -162,9 +174,7 @@ class Worker:
         loop = gw.loop
         log.info("shutting down: %d connections open", len(gw.clients))
         gw.closing = True
-        for servers in self.servers.values():
-            for server in servers:
-                server.close()
+        self._stop_accepting()
         started = loop.time()
         deadline = started + gw.shutdown_timeout
         while gw.clients and loop.time() < deadline and not self.immediate:
@@ -180,11 +190,15 @@ class Worker:
         if left:
             log.warning("shutdown timeout: closed %d connections still in progress", left)
 
+    def _stop_accepting(self) -> None:
+        for by_address in self.servers.values():
+            for servers in by_address.values():
+                for server in servers:
+                    server.close()
+
     async def _close_now(self) -> None:
         gw = self.gw
-        for servers in self.servers.values():
-            for server in servers:
-                server.close()
+        self._stop_accepting()
         for client in list(gw.clients):
             client.transport.abort()
         for pool in gw.pools():

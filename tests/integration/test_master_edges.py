@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 
 
@@ -170,5 +171,93 @@ def test_a_worker_that_keeps_dying_is_restarted_with_backoff(tmp_path, backends)
                    "the worker to be back", details=gw.log_tail)
         with Client(gw.port, timeout=5) as c:
             assert c.request("GET", "/back").status == 200
+    finally:
+        assert gw.stop() == 0, gw.log_tail()
+
+
+def fresh_requests(port: int, n: int = 30) -> None:
+    """``n`` new connections, one request each: none may hang (a socket nobody accepts on)."""
+    for i in range(n):
+        with Client(port, timeout=5) as c:
+            assert c.request("GET", f"/fresh/{i}").status == 200
+
+
+def test_scaling_down_and_straight_back_up_serves_every_connection(tmp_path, backends):
+    backend = backends[0]
+    config = config_for(backend, workers=2)
+    gw = Gateway(config, tmp_path).start()
+    try:
+        wait_until(lambda: len(gw.status()["workers"]) == 2, 10, "two workers")
+        master_fds = len(os.listdir(f"/proc/{gw.proc.pid}/fd"))
+        slow = [Client(gw.port, timeout=20) for _ in range(6)]
+        for c in slow:
+            c.send(b"GET /slow/3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        backend.wait_requests(6)
+        for cycle in range(3):
+            config["workers"] = 1
+            assert gw.reload(config).returncode == 0
+            fresh_requests(gw.port)
+            config["workers"] = 2
+            result = gw.reload(config)
+            assert result.returncode == 0, result.stderr
+            # the reload reports once the new worker serves, not before
+            workers = gw.status()["workers"]
+            assert [w["generation"] for w in workers] == [2 * cycle + 3] * 2, workers
+            fresh_requests(gw.port)
+        for c in slow:  # the retired workers finished what they had
+            resp = c.read_response()
+            assert resp.status == 200 and resp.body == b"slow"
+            c.close()
+        wait_until(lambda: len(gw.worker_pids()) == 2, 10, "the retired workers to exit")
+        # sockets are given back, not bound anew: nothing piles up in the master
+        wait_until(lambda: len(os.listdir(f"/proc/{gw.proc.pid}/fd")) == master_fds, 5,
+                   f"the master to hold {master_fds} descriptors again",
+                   details=lambda: str(os.listdir(f"/proc/{gw.proc.pid}/fd")))
+        assert "exited with status 0; restarting it" not in gw.log(), gw.log_tail()
+    finally:
+        assert gw.stop() == 0, gw.log_tail()
+
+
+def test_each_fastgw_reload_reports_its_own_reload(tmp_path, backends):
+    backend = backends[0]
+    config = config_for(backend, workers=2)
+    gw = Gateway(config, tmp_path).start()
+    try:
+        wait_until(lambda: len(gw.status()["workers"]) == 2, 10, "two workers")
+        stuck = gw.worker_pids()[0]
+        os.kill(stuck, signal.SIGSTOP)  # the first reload waits for this worker
+        try:
+            config["timeouts"]["client_idle"] = "70s"
+            gw.write_config(config)
+            results = {}
+            first = threading.Thread(target=lambda: results.update(a=gw.reload()))
+            first.start()
+            wait_until(lambda: "-> generation 2" in gw.log(), 10, "the first reload to start")
+            gw.write_config("listen: [\n")  # the second caller's file is broken
+            second = threading.Thread(target=lambda: results.update(b=gw.reload()))
+            second.start()
+            wait_until(lambda: "SIGHUP during a reload" in gw.log(), 10,
+                       "the second SIGHUP to arrive during the first reload")
+        finally:
+            os.kill(stuck, signal.SIGCONT)
+        first.join(30)
+        second.join(30)
+        assert results["a"].returncode == 0, results["a"].stderr
+        assert results["a"].stdout.startswith("reloaded to generation 2")
+        assert results["b"].returncode == 1 and "still serving generation 2" in results["b"].stderr
+    finally:
+        assert gw.stop() == 0, gw.log_tail()
+
+
+def test_a_listener_respelled_on_the_same_port(tmp_path, backends):
+    backend = backends[0]
+    config = config_for(backend)
+    gw = Gateway(config, tmp_path).start()
+    try:
+        config["listen"] = f"0.0.0.0:{gw.port}"
+        result = gw.reload(config)
+        assert result.returncode == 0, result.stderr
+        assert f"listen added: 0.0.0.0:{gw.port}" in result.stdout
+        fresh_requests(gw.port, 10)
     finally:
         assert gw.stop() == 0, gw.log_tail()
