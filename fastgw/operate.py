@@ -38,13 +38,16 @@ def reload(args) -> int:
             break
         if time.monotonic() > deadline:
             return _fail(f"no outcome from process {pid} within {args.timeout:g}s")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # stopped meanwhile (a reload during shutdown is ignored)
+            return _fail(f"process {pid} exited before reloading")
         time.sleep(0.02)
     if not ours["ok"]:
         return _fail(f"reload failed, still serving generation {ours['generation']}: "
                      f"{ours['error']}")
-    workers = status["workers"]
     print(f"reloaded to generation {ours['generation']} ({ours['checksum']}, "
-          f"{len(workers)} workers)")
+          f"{ours['workers']} workers)")
     for line in ours["changes"]:
         print(f"  {line}")
     return 0

@@ -70,15 +70,14 @@ class Listeners:
         """Bind what is missing for every (address, worker) pair, as a new ``Listeners`` to
         ``adopt`` once the caller is sure; all or nothing (OSError names the address)."""
         bound = Listeners()
-        ours = {port for _, port in self.sets}
         try:
             for address in addresses:
                 have = self.sets.get(address, {})
                 try:
-                    # nobody else may hold the port (see the module docstring); where we hold
-                    # it already (a listener re-spelled: 0.0.0.0:80 -> 127.0.0.1:80) our own
+                    # nobody else may hold the port (see the module docstring); where one of
+                    # ours overlaps it (re-spelled: 0.0.0.0:80 -> 127.0.0.1:80) our own
                     # sockets would fail the probe
-                    if not have and address[1] not in ours:
+                    if not have and not any(_overlap(address, held) for held in self.sets):
                         for sock in bind(*address, reuse_port=False, listen=False):
                             sock.close()
                     for wid in workers:
@@ -117,6 +116,14 @@ class Listeners:
 
     def addresses(self) -> list[Address]:
         return list(self.sets)
+
+
+WILDCARDS = {"", "0.0.0.0", "::"}
+
+
+def _overlap(a: Address, b: Address) -> bool:
+    """Whether two listening addresses take the same connections (some of them)."""
+    return a[1] == b[1] and (a[0] == b[0] or a[0] in WILDCARDS or b[0] in WILDCARDS)
 
 
 def show(address: Address) -> str:

@@ -359,7 +359,7 @@ class Master:
                                        f"{self.filename}: cannot compile the plan: {exc}")
 
         changes = describe_changes(self.config, config)
-        old_count = self.config.worker_count()
+        old_count = len(self.slots)  # not worker_count(): `auto` may count other CPUs now
         self.generation += 1
         generation = self.generation
         log.info("reload: %s %s -> generation %d", self.filename, checksum(data), generation)
@@ -387,7 +387,8 @@ class Master:
         log.info("reloaded to generation %d in %.0f ms (%d workers%s)", generation, elapsed,
                  len(self._live()), "" if confirmed else ", some replaced")
         self._outcome({"attempt": attempt, "began": began, "ok": True, "generation": generation,
-                       "checksum": checksum(data), "changes": changes, "error": None})
+                       "checksum": checksum(data), "changes": changes, "error": None,
+                       "workers": len(self._live())})
         return True
 
     def _reload_failed(self, attempt: int, began: float, error: str) -> bool:

@@ -155,3 +155,22 @@ def test_at_most_64_listeners():
         "listen: 127.0.0.1:8080", "listen:\n" + many)
     with pytest.raises(ConfigError, match=r"\$\.listen: expected at most 64 addresses, got 65"):
         load_config_bytes(text.encode(), "t.yaml")
+
+
+def test_the_port_probe_is_skipped_only_for_a_listener_of_ours_it_overlaps():
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.2", 0))
+    other.listen(1)
+    port = other.getsockname()[1]
+    held = listeners.Listeners()
+    held.adopt(held.bind([("127.0.0.1", port)], [1]))
+    try:
+        # same port, another host somebody else holds: still probed, still refused
+        with pytest.raises(OSError, match="cannot listen on 127.0.0.2"):
+            held.bind([("127.0.0.2", port)], [1])
+        # the wildcard over our own 127.0.0.1 listener: a re-spelling, not probed
+        held.adopt(held.bind([("0.0.0.0", port)], [1]))
+    finally:
+        held.close()
+        other.close()
