@@ -19,6 +19,8 @@ def summarize(config: Config, filename: str) -> str:
     lines = [
         f"OK: {filename}",
         f"listen: {', '.join(config.listen)}   log_level: {config.log_level}",
+        f"workers: {config.workers}   shutdown_timeout: {format_duration(config.shutdown_timeout)}"
+        f"   pidfile: {config.pidfile or 'none'}",
         f"upstreams ({len(config.upstreams)}):",
     ]
     width = max(map(len, config.upstreams), default=0)

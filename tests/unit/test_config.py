@@ -593,6 +593,7 @@ def test_summary_is_compact_and_complete() -> None:
     assert any("users" in line and "path /users" in line and "-> app" in line for line in lines)
     assert any("route-1" in line and "everything -> app" in line for line in lines)
     assert "client_header 10s" in text and "max_body_bytes 64MiB" in text
+    assert lines[2] == "workers: 1   shutdown_timeout: 30s   pidfile: none"
 
 
 def run_check(path: Path) -> subprocess.CompletedProcess[str]:
