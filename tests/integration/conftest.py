@@ -4,6 +4,7 @@ real subprocess in front of it. Nothing is mocked.
 - ``backend``: a fresh backend per test; ``backends``: three of them.
 - ``make_gateway(upstream=..., **config overrides)``: starts fastgw; stopped after the test.
 - ``gateway``: fastgw with the default config in front of ``backend``.
+- ``start(config)``: fastgw from a full config dict, once its workers serve.
 - ``shared``: one backend + fastgw per module, records reset before each test; for tests that
   do not care about upstream connection state (e.g. the malformed-request table).
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support import wait_until
 from tests.support.backend import Backend
 from tests.support.client import Client
 from tests.support.gateway import Gateway, free_port, make_config
@@ -68,6 +70,29 @@ def backends():
     yield started
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def start(tmp_path, request):
+    """``start(config)``: a Gateway from a full config dict (``cls`` to use a subclass), once
+    all its workers serve; stopped, and checked for a clean exit, after the test."""
+    started: list[Gateway] = []
+
+    def run(config: dict, cls: type[Gateway] = Gateway) -> Gateway:
+        gw = cls(config, tmp_path, name=f"gw{len(started)}")
+        started.append(gw)
+        gw.start()
+        count = config.get("workers", 1)
+        wait_until(lambda: len(gw.status()["workers"]) == count, 10, f"{count} workers",
+                   details=gw.log_tail)
+        return gw
+
+    yield run
+    failed = getattr(request.node, "rep_call", None)
+    for gw in started:
+        status = gw.stop()
+        if failed is None or not failed.failed:
+            assert status == 0, gw.log_tail()
 
 
 @pytest.fixture

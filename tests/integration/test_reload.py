@@ -20,24 +20,6 @@ from tests.support.gateway import Gateway, free_port, make_config
 from tests.support.load import owners
 
 
-@pytest.fixture
-def start(tmp_path, request):
-    """Start a Gateway from a config dict; stopped (and checked for a clean exit) afterwards."""
-    started: list[Gateway] = []
-
-    def run(config: dict) -> Gateway:
-        gw = Gateway(config, tmp_path, name=f"gw{len(started)}")
-        started.append(gw)
-        return gw.start()
-
-    yield run
-    for gw in started:
-        status = gw.stop()
-        failed = getattr(request.node, "rep_call", None)
-        if failed is None or not failed.failed:
-            assert status == 0, gw.log_tail()
-
-
 def two_upstreams(blue: Backend, green: Backend, upstream: str = "blue", **overrides) -> dict:
     config = make_config(blue.address, free_port(), **overrides)
     config["upstreams"] = {"blue": {"targets": [{"address": blue.address}]},
