@@ -10,7 +10,7 @@ balancer, next to the least share any change of those weights would have to move
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import msgspec
@@ -73,19 +73,30 @@ def _field_changes(old: msgspec.Struct, new: msgspec.Struct) -> Iterator[tuple[s
             yield field.name, _show(before, field.type), _show(after, field.type)
 
 
-def _settings(old: Config, new: Config) -> Iterator[str]:
-    for field in msgspec.structs.fields(Config):
+def _struct_lines(old: msgspec.Struct, new: msgspec.Struct, skip: tuple[str, ...],
+                  nested: Callable[[str, object], bool], sep: tuple[str, str]
+                  ) -> Iterator[str]:
+    """A line per field that differs between two Structs of one type (``skip`` aside):
+    the fields of a nested Struct one by one (where ``nested(name, value)``), plain values as
+    "was → now", anything else as "changed". ``sep``: after the name, before a nested field's
+    name and before the values ("timeouts.client_idle: ..." vs "keepalive max_idle ...")."""
+    for field in msgspec.structs.fields(old):
         name = field.name
         before, after = getattr(old, name), getattr(new, name)
-        if name in ("listen", "upstreams", "routes") or before == after:
+        if name in skip or before == after:
             continue
-        if name in SECTIONS:
+        if nested(name, before) and type(before) is type(after):
             for part, was, now in _field_changes(before, after):
-                yield f"{name}.{part}: {was} → {now}"
+                yield f"{name}{sep[0]}{part}{sep[1]} {was} → {now}"
         elif _is_plain(before) and _is_plain(after):
-            yield f"{name}: {_show(before, field.type)} → {_show(after, field.type)}"
+            yield f"{name}{sep[1]} {_show(before, field.type)} → {_show(after, field.type)}"
         else:
             yield f"{name} changed"
+
+
+def _settings(old: Config, new: Config) -> Iterator[str]:
+    yield from _struct_lines(old, new, ("listen", "upstreams", "routes"),
+                             lambda name, _value: name in SECTIONS, (".", ":"))
 
 
 def _listeners(old: list[str], new: list[str]) -> Iterator[str]:
@@ -109,18 +120,8 @@ def _upstreams(
 
 
 def _upstream_changes(old: Upstream, new: Upstream, sample_keys: int) -> Iterator[str]:
-    for field in msgspec.structs.fields(Upstream):
-        name = field.name
-        before, after = getattr(old, name), getattr(new, name)
-        if name == "targets" or before == after:
-            continue
-        if isinstance(before, msgspec.Struct) and type(before) is type(after):
-            for part, was, now in _field_changes(before, after):
-                yield f"{name} {part} {was} → {now}"
-        elif _is_plain(before) and _is_plain(after):
-            yield f"{name} {_show(before)} → {_show(after)}"
-        else:
-            yield f"{name} changed"
+    yield from _struct_lines(old, new, ("targets",),
+                             lambda _name, value: isinstance(value, msgspec.Struct), (" ", ""))
     yield from _target_changes(old.targets, new.targets)
     if _ring_moves(old, new):
         yield _key_moves(old.targets, new.targets, sample_keys)
