@@ -192,8 +192,9 @@ def test_scaling_down_and_straight_back_up_serves_every_connection(start, backen
         c.close()
     wait_until(lambda: len(gw.worker_pids()) == 2, 10, "the retired workers to exit")
     # sockets are given back, not bound anew: nothing piles up in the master
-    wait_until(lambda: len(os.listdir(f"/proc/{gw.proc.pid}/fd")) == master_fds, 5,
-               f"the master to hold {master_fds} descriptors again",
+    # (at most: the count taken at start can include a descriptor the master held only then)
+    wait_until(lambda: len(os.listdir(f"/proc/{gw.proc.pid}/fd")) <= master_fds, 5,
+               f"the master to hold at most {master_fds} descriptors again",
                details=lambda: str(os.listdir(f"/proc/{gw.proc.pid}/fd")))
     assert "exited with status 0; restarting it" not in gw.log(), gw.log_tail()
 
