@@ -1,7 +1,9 @@
-"""Build of the native hot path: Cython extensions in fastgw/_core (no CMake).
+"""Build of the native hot path: Cython extensions (no CMake): the parser in fastgw/_core and
+the data path's plain-Python modules in fastgw/proxy, compiled with the types in their .pxd.
 
 setup.py owns the build and nothing else; metadata lives in pyproject.toml.
-Set FASTGW_NO_EXT=1 to install without compiling (fastgw then runs its pure-Python twin).
+Set FASTGW_NO_EXT=1 to install without compiling (fastgw then runs the parser's pure-Python
+twin and the proxy modules as plain Python).
 """
 
 import os
@@ -20,7 +22,12 @@ if os.environ.get("FASTGW_NO_EXT") != "1":
                 "fastgw._core.http_parser",
                 ["fastgw/_core/http_parser.pyx"],
                 extra_compile_args=COMPILE_ARGS,
-            )
+            ),
+            # the data path's protocols and exchange: plain Python, compiled with the types
+            # declared in the .pxd beside each (without the extensions the same code runs)
+            *(Extension(f"fastgw.proxy.{name}", [f"fastgw/proxy/{name}.py"],
+                        extra_compile_args=COMPILE_ARGS)
+              for name in ("exchange", "client", "upstream")),
         ],
         compiler_directives={
             "language_level": "3",

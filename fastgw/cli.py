@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "version":
         from . import _core
+        from .proxy import implementation
 
-        print(f"fastgw {__version__} (parser: {_core.IMPLEMENTATION})")
+        print(f"fastgw {__version__} (parser: {_core.IMPLEMENTATION}, "
+              f"data path: {implementation()})")
         return 0
     if args.command == "demo":
         from .demo import run_demo

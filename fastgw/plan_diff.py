@@ -184,7 +184,7 @@ def _owners(targets: list[Target], keys: list[bytes]) -> list[str | None]:
     peers = [Peer(t.address, t.weight, t.backup, t.down) for t in targets]
     balancer = make_balancer("consistent_hash", peers)
     picks = (balancer.pick(key) for key in keys)
-    return [peers[index].address if index >= 0 else None for index in picks]
+    return [peer.address if peer is not None else None for peer in picks]
 
 
 def _shares(targets: list[Target]) -> dict[str, Fraction]:

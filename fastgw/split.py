@@ -27,7 +27,7 @@ def _unit(key: bytes, salt: bytes) -> float:
 
 
 class Split:
-    __slots__ = ("names", "weights", "key", "rotation", "_salts")
+    __slots__ = ("names", "weights", "key", "rotation", "_side", "_salts")
 
     def __init__(self, names: list[str], weights: list[int], key=None) -> None:
         """``names``: the sides' upstream names (they salt the hash, so reordering the split
@@ -37,13 +37,14 @@ class Split:
         self.key = key
         self.rotation = RoundRobin([Peer(name, weight) for name, weight in zip(names, weights,
                                                                                 strict=True)])
+        self._side = {name: index for index, name in enumerate(names)}
         self._salts = [name.encode()[:64] for name in names]
 
     def choose(self, head, client_ip: bytes) -> int:
         """Index of the side this request takes."""
         key = self.key(head, client_ip) if self.key is not None else None
         if key is None:
-            return self.rotation.pick()
+            return self._side[self.rotation.pick().address]
         return self.sticky(key)
 
     def sticky(self, key: bytes) -> int:

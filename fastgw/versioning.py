@@ -271,6 +271,11 @@ class Versioning:
             return path[:keep] + rest
         return rest if rest.startswith(b"/") else b"/" + rest
 
+    @property
+    def deprecates(self) -> bool:
+        """Whether any version is deprecated (responses may then carry Deprecation)."""
+        return bool(self._deprecation)
+
     def response_headers(self, version: str | None) -> bytes:
         """Deprecation and Sunset header lines (CRLF-terminated) for a deprecated version,
         b"" for any other version or None."""

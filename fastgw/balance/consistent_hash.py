@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 from bisect import bisect_left
+from collections.abc import Collection
 
 from .peer import Balancer, Peer
 
@@ -57,10 +58,12 @@ class ConsistentHash:
     the caller) answers when the key is missing or empty, or when no point's peer is available
     within nginx's 20 extra tries."""
 
-    __slots__ = ("peers", "_fallback", "_hashes", "_owners", "_up", "_all_up", "_fallback_picks")
+    __slots__ = ("peers", "index", "_fallback", "_hashes", "_owners", "_up", "_all_up",
+                 "_fallback_picks")
 
     def __init__(self, peers: list[Peer], fallback: Balancer) -> None:
         self.peers = list(peers)
+        self.index = {p.address: i for i, p in enumerate(self.peers)}
         self._fallback = fallback
         points: list[tuple[int, int]] = []
         for index, peer in enumerate(self.peers):
@@ -90,27 +93,36 @@ class ConsistentHash:
         # tell whose pick it was (every pick is followed by exactly one report).
         self._fallback_picks = [0] * len(self.peers)
 
-    def pick(self, key: bytes | None = None) -> int:
-        """Index of the peer for ``key``, or the fallback's answer (-1 when none is available)."""
+    def pick(self, key: bytes | None = None, exclude: Collection | None = None):
+        """The peer for ``key``, or the fallback's answer (None when none is available).
+        Peers in ``exclude`` are walked past on the ring like unavailable ones."""
         hashes = self._hashes
         if key and hashes:
             n = len(hashes)
             i = bisect_left(hashes, zlib.crc32(key))
-            if self._all_up:
-                return self._owners[i % n]
+            if self._all_up and not exclude:
+                return self.peers[self._owners[i % n]]
             owners = self._owners
             up = self._up
+            peers = self.peers
             for t in range(MAX_TRIES + 1):
                 index = owners[(i + t) % n]
-                if up[index]:
-                    return index
-        index = self._fallback.pick(key)
-        if index >= 0:
-            self._fallback_picks[index] += 1
-        return index
+                if up[index] and not (exclude and peers[index] in exclude):
+                    return peers[index]
+        peer = self._fallback.pick(key, exclude)
+        if peer is not None:
+            self._fallback_picks[self.index[peer.address]] += 1
+        return peer
 
-    def report(self, index: int, ok: bool) -> None:
-        """Forwarded to the fallback when the pick on ``index`` was the fallback's."""
-        if 0 <= index < len(self._fallback_picks) and self._fallback_picks[index]:
+    def report(self, peer, outcome: int, latency: float) -> None:
+        """Forwarded to the fallback when the pick on ``peer`` was the fallback's."""
+        index = self.index.get(peer.address, -1)
+        if index >= 0 and self._fallback_picks[index]:
             self._fallback_picks[index] -= 1
-            self._fallback.report(index, ok)
+            self._fallback.report(peer, outcome, latency)
+
+    def carry_over(self, previous) -> None:
+        """The ring needs nothing carried; the fallback's position is carried over."""
+        old = getattr(previous, "_fallback", None)
+        if old is not None:
+            self._fallback.carry_over(old)

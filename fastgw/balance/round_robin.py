@@ -28,14 +28,50 @@ def rotation(peers: list[Peer], out: Collection[int] = ()) -> tuple[tuple[int, i
     return ()
 
 
+def excluding(peers: list[Peer], out: Collection[int], tier, exclude: Collection):
+    """``tier`` without the peers in ``exclude`` (already tried by this request), falling back
+    to the backups when every primary was tried; ``tier`` itself when nothing else is left."""
+    tried = {i for i, p in enumerate(peers) if p in exclude}
+    return rotation(peers, {*out, *tried}) or tier
+
+
+def smooth_pick(tier, current: list[int]) -> int:
+    """One smooth weighted round robin step over ``tier``; the chosen index (-1 if empty)."""
+    best = -1
+    best_weight = total = 0
+    for i, weight in tier:
+        cw = current[i] + weight
+        current[i] = cw
+        total += weight
+        if best < 0 or cw > best_weight:
+            best = i
+            best_weight = cw
+    if best >= 0:
+        current[best] = best_weight - total
+    return best
+
+
+def carry_current(balancer, previous) -> None:
+    """Copy nginx's current weights from ``previous`` to ``balancer``, peer by address."""
+    old_index = getattr(previous, "index", None)
+    old_current = getattr(previous, "current", None)
+    if not old_index or old_current is None:
+        return
+    for i, peer in enumerate(balancer.peers):
+        j = old_index.get(peer.address)
+        if j is not None:
+            balancer.current[i] = old_current[j]
+
+
 class RoundRobin:
     """Smooth weighted round robin over ``peers`` (the Balancer interface)."""
 
-    __slots__ = ("peers", "current", "_out", "_tier", "_total", "_single")
+    __slots__ = ("peers", "current", "index", "_out", "_tier", "_total", "_single")
 
     def __init__(self, peers: list[Peer]) -> None:
         self.peers = list(peers)
         self.current = [0] * len(self.peers)  # nginx's current_weight, per peer
+        self.index = {p.address: i for i, p in enumerate(self.peers)}
         self._out: set[int] = set()  # runtime unavailable (health); empty until health exists
         self._rebuild()
 
@@ -43,7 +79,7 @@ class RoundRobin:
         self._tier = rotation(self.peers, self._out)
         self._total = sum(w for _, w in self._tier)
         # One peer to choose from: no arithmetic per pick.
-        self._single = self._tier[0][0] if len(self._tier) == 1 else -1
+        self._single = self.peers[self._tier[0][0]] if len(self._tier) == 1 else None
 
     def set_available(self, index: int, available: bool) -> None:
         """Take peer ``index`` out of rotation, or put it back (the hook for health checks and
@@ -54,8 +90,12 @@ class RoundRobin:
             self._out.add(index)
         self._rebuild()
 
-    def pick(self, key: bytes | None = None) -> int:
-        if self._single >= 0:
+    def pick(self, key: bytes | None = None, exclude: Collection | None = None):
+        if exclude:
+            index = smooth_pick(excluding(self.peers, self._out, self._tier, exclude),
+                                self.current)
+            return self.peers[index] if index >= 0 else None
+        if self._single is not None:
             return self._single
         current = self.current
         best = -1
@@ -66,9 +106,13 @@ class RoundRobin:
             if best < 0 or cw > best_weight:
                 best = i
                 best_weight = cw
-        if best >= 0:
-            current[best] = best_weight - self._total
-        return best
+        if best < 0:
+            return None
+        current[best] = best_weight - self._total
+        return self.peers[best]
 
-    def report(self, index: int, ok: bool) -> None:
+    def report(self, peer, outcome: int, latency: float) -> None:
         """Nothing yet: passive health (next issues) will call ``set_available`` from here."""
+
+    def carry_over(self, previous) -> None:
+        carry_current(self, previous)

@@ -1,23 +1,24 @@
+# cython: boundscheck=True, wraparound=True, annotation_typing=False
 """Client side of the data path: one ClientConnection per accepted socket.
 
-It parses request heads, collects small bodies whole (so a bad request never reaches an
-upstream, and the request can be replayed on a fresh connection), picks a route and a target,
-and hands the request to an UpstreamConnection. The upstream side calls back when the response
-head arrives, when the response is done, or when it failed. Protocol callbacks call each
-other: there is no Task or Future per request.
+It owns the connection: reading request heads, collecting small bodies whole (so a bad
+request never reaches an upstream, and the request can be replayed) or streaming large ones,
+pipelining in order, flow control both ways, the connection's deadline, and writing the
+gateway's own answers. What happens to each request (route, attempts, response, the one
+``finish()``) is its Exchange's business (exchange.py). Protocol callbacks call each other:
+there is no Task or Future per request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import struct
 
 from .._core import ChunkedReader, ParseError
-from ..versioning import VersionError
+from .exchange import ATTEMPT, Exchange, connection_closes
+from .outcome import Outcome
 from .responses import CONTINUE, error_response
-from .upstream import UpstreamConnection
 
 log = logging.getLogger("fastgw.proxy")
 
@@ -32,12 +33,11 @@ TUNNEL = 4  # after a 101: bytes both ways
 CLOSED = 5
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
     __slots__ = (
-        "gw", "transport", "buf", "phase", "deadline", "head", "group", "upstream", "request",
-        "body_left", "chunks", "scan", "request_sent", "response_started", "close_after",
-        "eof", "pause_pipeline", "pause_upstream", "reading_paused", "write_paused",
-        "xff_tail", "client_ip", "pending", "attempt", "route", "version", "fresh",
+        "gw", "transport", "buf", "phase", "deadline", "exchange", "body_left", "chunks", "scan",
+        "pending", "eof", "pause_pipeline", "pause_upstream", "reading_paused", "write_paused",
+        "client_ip", "xff_tail", "fresh",
     )
 
     def __init__(self, gw) -> None:
@@ -46,27 +46,18 @@ class ClientConnection(asyncio.Protocol):
         self.buf = b""  # received bytes not yet consumed (a head, a small body, pipelined requests)
         self.phase = IDLE
         self.deadline = 0.0
-        self.head = None
-        self.group = None
-        self.upstream = None  # the UpstreamConnection serving the current request
-        self.request = None  # the whole forwarded request, kept while it may be replayed
+        self.exchange = None  # the request in progress
         self.body_left = 0  # Content-Length: body bytes still to come; chunked: bytes seen
         self.chunks = None  # ChunkedReader while a chunked body passes
         self.scan = 0  # where chunked validation continues in buf
-        self.request_sent = False  # the whole request has been handed over
-        self.response_started = False
-        self.close_after = False
+        self.pending = b""  # streamed body bytes that arrived while the upstream was connecting
         self.eof = False
-        self.pause_pipeline = False
-        self.pause_upstream = False
+        self.pause_pipeline = False  # reading paused: pipelined or pending bytes piled up
+        self.pause_upstream = False  # reading paused: the upstream is not taking the body
         self.reading_paused = False
         self.write_paused = False
-        self.pending = b""  # streamed body bytes that arrived while the upstream was connecting
         self.client_ip = b""
         self.xff_tail = b""
-        self.attempt = -1  # the target index picked by a balancer that wants the outcome
-        self.route = None  # the matched RouteRuntime
-        self.version = None  # the request's API version, when versioning is configured
         self.fresh = True  # no request received yet on this connection
 
     # -- asyncio callbacks -------------------------------------------------------------------
@@ -92,7 +83,7 @@ class ClientConnection(asyncio.Protocol):
                 self.deadline = self.gw.now + self.gw.header_timeout
             self._read_head()
         elif phase == PROXYING:
-            if self.request_sent:
+            if self.exchange.request_sent:
                 self._hold_pipelined(data)
             else:
                 self._stream_body(data)
@@ -102,22 +93,24 @@ class ClientConnection(asyncio.Protocol):
             self._collect_body()
         elif phase == TUNNEL:
             self.deadline = self.gw.now + self.gw.read_timeout
-            self.upstream.transport.write(data)
+            self.exchange.conn.send(data)
 
     def eof_received(self) -> bool:
         self.eof = True
-        if self.phase == TUNNEL:
-            upstream = self.upstream
-            if upstream is None or upstream.eof:  # both directions are finished
-                if upstream is not None:
-                    upstream.close()
-                self.tunnel_closed()
+        phase = self.phase
+        if phase == TUNNEL:
+            exchange = self.exchange
+            conn = exchange.conn
+            if conn is None or conn.eof:  # both directions are finished
+                if conn is not None:
+                    conn.close()
+                exchange.tunnel_closed()
                 return False
-            upstream.transport.write_eof()
+            conn.send_eof()
             return True
-        if self.phase <= BODY:
+        if phase <= BODY:
             return False  # no complete request to answer: close
-        if not self.request_sent:
+        if phase == PROXYING and not self.exchange.request_sent:
             self._body_failed("request body cut short")  # the client closed mid-body
             return False
         return True  # keep writing the responses still owed
@@ -125,25 +118,24 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.phase = CLOSED
         self.deadline = 0.0
-        self._end_attempt(False)
         self.gw.clients.discard(self)
-        upstream = self.upstream
-        if upstream is not None:
-            self.upstream = None
-            upstream.client_gone()
+        exchange = self.exchange
+        if exchange is not None:
+            self.exchange = None
+            exchange.cut()
 
     def pause_writing(self) -> None:
         self.write_paused = True
         self.deadline = self.gw.now + self.gw.read_timeout
-        upstream = self.upstream
-        if upstream is not None:
-            upstream.pause_reading()
+        exchange = self.exchange
+        if exchange is not None and exchange.conn is not None:
+            exchange.conn.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        upstream = self.upstream
-        if upstream is not None:
-            upstream.resume_reading()
+        exchange = self.exchange
+        if exchange is not None and exchange.conn is not None:
+            exchange.conn.resume_reading()
 
     # -- reading requests ----------------------------------------------------------------------
 
@@ -158,17 +150,10 @@ class ClientConnection(asyncio.Protocol):
             if self.eof:
                 self._close()
             return
-        self.head = head
-        if gw.versioning is None:
-            index = gw.router.match(head)
-        else:
-            index = self._route_by_version(head)
-            if index < 0:
-                return
-        if index < 0:
-            self._reject_after_head(404, "no route matches this request")
+        exchange = self.exchange = Exchange(self, head)  # routes it
+        if exchange.refusal is not None:
+            self._answer_after_head(*exchange.refusal)
             return
-        self.route = gw.routes[index]
         start = head.head_length
         if head.chunked:
             self.chunks = ChunkedReader()
@@ -178,9 +163,14 @@ class ClientConnection(asyncio.Protocol):
                 self._reject(413, "request body larger than limits.max_body_bytes")
                 return
             self.chunks = None
-        else:
+        else:  # no body: the request goes now (what _send does, inline on the hot path)
             self.chunks = None
-            self._dispatch(b"", start, True)
+            answer = exchange.send(b"", True)
+            if answer is not None:
+                self._answer_after_head(*answer)
+                return
+            self.buf = self.buf[start:]
+            self.phase = PROXYING
             return
         if head.expect_continue:
             self.transport.write(CONTINUE)
@@ -188,41 +178,19 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = gw.now + gw.idle_timeout
         self._collect_body()
 
-    def _route_by_version(self, head) -> int:
-        """Route on the API version; -1 after answering (400 malformed, 404 unknown)."""
-        gw = self.gw
-        try:
-            version = gw.versioning.extract(head)
-        except VersionError as exc:
-            self._reject_after_head(400, exc.message)
-            return -1
-        self.version = value = version.value
-        index = gw.router.match(head, value)
-        if index >= 0 or value is None or value in gw.router.versions:
-            if index < 0:
-                self._reject_after_head(404, "no route matches this request")
-            return index
-        default = gw.unknown_version_default
-        if default is not None:
-            self.version = default
-            index = gw.router.match(head, default)
-            if index >= 0:
-                return index
-        self._reject_after_head(404, f"API version {value} is not served here")
-        return -1
-
     def _collect_body(self) -> None:
         """Wait for a small body to arrive whole; start streaming once it outgrows the buffer."""
         gw = self.gw
         buf = self.buf
-        start = self.head.head_length
+        head = self.exchange.head
+        start = head.head_length
         if self.chunks is None:
-            end = start + self.head.content_length
+            end = start + head.content_length
             if len(buf) >= end:
-                self._dispatch(buf[start:end], end, True)
+                self._send(buf[start:end], end, True)
             elif len(buf) - start > gw.request_buffer:
                 self.body_left = end - len(buf)
-                self._dispatch(buf[start:], len(buf), False)
+                self._send(buf[start:], len(buf), False)
             return
         try:
             end = self.chunks.feed(buf, self.scan)
@@ -230,14 +198,23 @@ class ClientConnection(asyncio.Protocol):
             self._reject(400, exc.reason)
             return
         if end >= 0:
-            self._dispatch(buf[start:end], end, True)
+            self._send(buf[start:end], end, True)
             return
         self.scan = len(buf)
         if len(buf) - start > gw.max_body:
             self._reject(413, "request body larger than limits.max_body_bytes")
         elif len(buf) - start > gw.request_buffer:
             self.body_left = len(buf) - start
-            self._dispatch(buf[start:], len(buf), False)
+            self._send(buf[start:], len(buf), False)
+
+    def _send(self, body: bytes, consumed: int, complete: bool) -> None:
+        """Hand the request (and the body received so far) to the exchange's first attempt."""
+        answer = self.exchange.send(body, complete)
+        if answer is not None:
+            self._answer_after_head(*answer)
+            return
+        self.buf = self.buf[consumed:]
+        self.phase = PROXYING
 
     def _stream_body(self, data: bytes) -> None:
         """Forward a body that did not fit the request buffer, validating its framing."""
@@ -263,20 +240,32 @@ class ClientConnection(asyncio.Protocol):
                 return
             if done and end < len(data):
                 data, rest = data[:end], data[end:]
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None:
-            upstream.transport.write(data)
+        exchange = self.exchange
+        exchange.bytes_in += len(data)
+        conn = exchange.conn
+        if conn is not None:
+            conn.send(data)
         else:
             self.pending += data
             if len(self.pending) > gw.request_buffer:
                 self.pause_pipeline = True
                 self._update_reading()
         if done:
-            self.request_sent = True
-            if not self.response_started:
-                self.deadline = gw.now + gw.read_timeout if upstream is not None else 0.0
+            exchange.body_sent()
+            if exchange.state == ATTEMPT:  # no response yet: it is due within read_timeout
+                self.deadline = gw.now + gw.read_timeout if conn is not None else 0.0
             if rest:
                 self._hold_pipelined(rest)
+
+    def take_pending(self) -> bytes:
+        """The streamed body bytes that arrived while the upstream connection was opening."""
+        pending = self.pending
+        if pending:
+            self.pending = b""
+            if self.pause_pipeline:
+                self.pause_pipeline = False
+                self._update_reading()
+        return pending
 
     def _hold_pipelined(self, data: bytes) -> None:
         """Keep bytes of the next request until this one is answered (in order)."""
@@ -284,6 +273,11 @@ class ClientConnection(asyncio.Protocol):
         if len(self.buf) > self.gw.request_buffer and not self.pause_pipeline:
             self.pause_pipeline = True
             self._update_reading()
+
+    def upstream_congested(self, congested: bool) -> None:
+        """The upstream stopped (or resumed) taking the request body: pause reading meanwhile."""
+        self.pause_upstream = congested
+        self._update_reading()
 
     def _update_reading(self) -> None:
         want_paused = self.pause_pipeline or self.pause_upstream
@@ -294,155 +288,25 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.transport.resume_reading()
 
-    # -- handing the request to an upstream ------------------------------------------------------
+    # -- called by the exchange --------------------------------------------------------------
 
-    def _dispatch(self, body: bytes, consumed: int, complete: bool) -> None:
-        """Send the request (head and the body received so far) to a target of the route."""
-        head = self.head
-        route = self.route
-        group = route.group
-        if group is None:  # a split: choose the side first
-            group = route.upstream_for(head, self.client_ip)
-        self.group = group
-        index = group.pick(head, self.client_ip)
-        if index < 0:
-            self._reject_after_head(503, f"upstream {group.name} has no target available")
-            return
-        target = group.targets[index]
-        if group.reports:
-            self.attempt = index
-        self.buf = self.buf[consumed:]
-        self.phase = PROXYING
-        self.request_sent = complete
-        self.response_started = False
-        self.close_after = not head.keep_alive
-        if route.rewrites:
-            request = self._rewritten(route, head, target)
-        else:
-            request = head.forward(self.xff_tail, head.host or target.address_bytes)
-        if body:
-            request += body
-        # only a request held whole can be replayed on a fresh connection
-        self.request = request if complete else None
-        conn = target.pool.acquire()
-        if conn is not None:
-            conn.start(self, request, True)
-        else:
-            self._connect(target, request)
-
-    def _rewritten(self, route, head, target) -> bytes:
-        path = route.path_edit.apply(head.path) if route.path_edit is not None else head.path
-        host = head.host or target.address_bytes
-        kept = head.kept
-        edit = route.request_edit
-        if edit is not None:
-            kept = edit.apply(kept)
-            if edit.host is not None:
-                host = edit.host
-        return head.forward(self.xff_tail, host, path, kept, head.host or target.address_bytes)
-
-    def _connect(self, target, request: bytes) -> None:
-        # A Task per new upstream connection (not per request): connecting is rare with pooling.
-        # upstream_connect bounds it; the read deadline starts once the request is written.
-        self.deadline = 0.0
-        self.gw.loop.create_task(self._open(target, request))
-
-    async def _open(self, target, request: bytes) -> None:
-        gw = self.gw
-        try:
-            _, conn = await asyncio.wait_for(
-                gw.loop.create_connection(lambda: UpstreamConnection(gw, target), target.host,
-                                          target.port),
-                gw.connect_timeout,
-            )
-        except TimeoutError:
-            log.warning("upstream %s: connect timed out", target.address)
-            self.upstream_failed(502, f"connecting to upstream {target.address} timed out")
-            return
-        except OSError as exc:
-            log.warning("upstream %s: connect failed: %s", target.address, exc.strerror or exc)
-            self.upstream_failed(502, f"cannot connect to upstream {target.address}")
-            return
-        if self.phase != PROXYING:  # the client left meanwhile; keep the fresh connection
-            target.pool.release(conn, gw.now)
-            return
-        if self.pending:
-            request += self.pending
-            self.pending = b""
-            if self.pause_pipeline:
-                self.pause_pipeline = False
-                self._update_reading()
-        conn.start(self, request, False)
-
-    def retry(self, target) -> bool:
-        """Replay the request on a fresh connection after a reused one turned out stale."""
-        request = self.request
-        if request is None or self.phase != PROXYING:
-            return False
-        self.request = None  # once
-        self.upstream = None
-        self._connect(target, request)
-        return True
-
-    # -- called by the upstream side ---------------------------------------------------------
-
-    def response_head(self, rhead, no_body: bool, close_delimited: bool) -> bytes:
-        """The response head to send to this client, and whether to close after it.
-
-        ``close_delimited``: the client's copy of the body ends when the connection closes
-        (the upstream's did, or a chunked body is decoded for an HTTP/1.0 client)."""
-        self.response_started = True
-        head = self.head
-        close = (self.close_after or close_delimited or self.gw.closing
-                 or not self.request_sent or (self.eof and not self.buf))
-        self.close_after = close
-        if close:
-            extra = b"Connection: close\r\n"
-        elif head.version == 10:
-            extra = b"Connection: keep-alive\r\n"
-        else:
-            extra = b""
-        gw = self.gw
-        if gw.versioning is not None and self.version is not None:
-            extra += gw.versioning.response_headers(self.version)  # Deprecation, Sunset
-        edit = self.route.response_edit if self.route is not None else None
-        if edit is not None:
-            return rhead.forward(extra, head.version == 11, no_body, edit.apply(rhead.kept))
-        # HTTP/1.0 has no Transfer-Encoding: a 1.0 client's body ends at the close
-        return rhead.forward(extra, head.version == 11, no_body)
-
-    def start_tunnel(self, rhead) -> bytes:
-        """Switch to a byte tunnel after a 101; returns the head to send to the client."""
+    def start_tunnel(self) -> None:
+        """After a 101: bytes both ways. Bytes the client sent after its request go first."""
         self.phase = TUNNEL
-        self.response_started = True
         self.deadline = self.gw.now + self.gw.read_timeout
-        upgrade = rhead.upgrade or self.head.upgrade
-        head = b"HTTP/1.1 101 %s\r\n%sConnection: upgrade\r\nUpgrade: %s\r\n\r\n" % (
-            rhead.reason, rhead.kept, upgrade)
-        if self.buf:  # bytes the client sent after its request, before the 101
+        if self.buf:
             data, self.buf = self.buf, b""
-            self.upstream.transport.write(data)
+            self.exchange.conn.send(data)
         if self.pause_pipeline:
             self.pause_pipeline = False
             self._update_reading()
-        return head
 
-    def _end_attempt(self, ok: bool) -> None:
-        """Tell the balancer how the attempt went (once per pick)."""
-        index = self.attempt
-        if index >= 0:
-            self.attempt = -1
-            self.group.balancer.report(index, ok)
-
-    def response_done(self) -> None:
-        """The response is complete: answer the next pipelined request, or wait for one."""
-        if self.attempt >= 0:
-            self._end_attempt(True)
+    def exchange_done(self, exchange) -> None:
+        """The exchange finished and its response is written: answer the next pipelined
+        request, wait for one, or close."""
+        self.exchange = None
         gw = self.gw
-        self.upstream = None
-        self.head = None
-        self.request = None
-        if self.close_after or self.phase == CLOSED:
+        if exchange.close or self.phase == CLOSED:
             self._close()
             return
         if self.pause_pipeline or self.pause_upstream:
@@ -465,27 +329,14 @@ class ClientConnection(asyncio.Protocol):
         if self.phase == HEAD and self.buf:
             self._read_head()
 
-    def upstream_failed(self, status: int, reason: str) -> None:
-        """The upstream could not give a (complete) response."""
-        self.upstream = None
-        self._end_attempt(False)
+    def answer_failure(self, exchange, status: int, reason: str) -> None:
+        """The exchange's attempt failed before a response head: answer ``status``."""
         if self.phase == CLOSED:
             return
-        if self.response_started:
-            self._abort()  # the client must see a truncated response, not a complete one
-            return
-        close = self.close_after or not self.request_sent or self.eof or self.gw.closing
-        self.close_after = close
-        head = self.head
-        self.transport.write(error_response(status, reason, close,
-                                            head is not None and head.method == b"HEAD",
-                                            head is not None and head.version == 10))
-        self.response_done()
-
-    def tunnel_closed(self) -> None:
-        self.upstream = None
-        self._end_attempt(True)
-        self._close()
+        exchange.close = connection_closes(not exchange.close, exchange.request_sent, False,
+                                           self.gw.closing, self.eof)
+        self._write_error(exchange, status, reason, exchange.close)
+        self.exchange_done(exchange)
 
     # -- deadlines ---------------------------------------------------------------------------
 
@@ -497,56 +348,64 @@ class ClientConnection(asyncio.Protocol):
         elif phase in (HEAD, BODY):
             self._reject(408, "request not received in time")
         elif phase == PROXYING:
-            upstream = self.upstream
+            exchange = self.exchange
             if self.write_paused:
                 log.info("client %s: not reading the response; closing", self.client_ip.decode())
-                self._abort()
-            elif not self.request_sent:
+                self.abort()
+            elif not exchange.request_sent:
                 self._body_failed("request body not received in time", 408)
-            elif upstream is not None and not self.response_started:
-                self.upstream = None
-                upstream.abandon()
-                self.upstream_failed(504, "upstream did not respond in time")
+            elif exchange.state == ATTEMPT and exchange.conn is not None:
+                exchange.timed_out()
             else:
-                self._abort()
+                self.abort(Outcome.TIMEOUT)  # the response body stalled
         elif phase in (TUNNEL, CLOSED):  # CLOSED: still flushing to a client that stopped reading
-            self._abort()
+            self.abort()
 
     # -- endings -----------------------------------------------------------------------------
+
+    def _write_error(self, exchange, status: int, reason: str, close: bool) -> None:
+        head = exchange.head
+        data = error_response(status, reason, close, head is not None and head.method == b"HEAD",
+                              head is not None and head.version == 10)
+        exchange.bytes_out += len(data)
+        self.transport.write(data)
 
     def _reject(self, status: int, reason: str) -> None:
         """Answer a bad request without involving an upstream, then close."""
         if self.phase == CLOSED:
             return
         self.buf = b""
-        self.transport.write(error_response(status, reason, True))
+        exchange = self.exchange
+        if exchange is None:  # rejected before a head could be parsed
+            exchange = Exchange(self, None)
+        self.exchange = None
+        self._write_error(exchange, status, reason, True)
+        exchange.answer(status)
         self._close()
 
-    def _reject_after_head(self, status: int, reason: str) -> None:
-        """Answer a well-formed request the gateway cannot route; keep the connection if the
-        request had no body left unread."""
-        head = self.head
+    def _answer_after_head(self, status: int, reason: str) -> None:
+        """Answer a well-formed request the gateway will not send on (no route, unknown
+        version, no target, a step's answer); keep the connection if the request had no body
+        left unread."""
+        exchange = self.exchange
+        head = exchange.head
         if head.chunked or head.content_length > 0:
             self._reject(status, reason)
             return
-        self.phase = PROXYING
-        self.request_sent = True
-        self.response_started = False
-        self.close_after = not head.keep_alive
         self.buf = self.buf[head.head_length:]
-        self.upstream_failed(status, reason)
+        exchange.request_sent = True
+        exchange.close = connection_closes(not exchange.close, True, False, self.gw.closing,
+                                           self.eof)
+        self._write_error(exchange, status, reason, exchange.close)
+        exchange.answer(status)
+        self.exchange_done(exchange)
 
     def _body_failed(self, reason: str, status: int = 400) -> None:
         """The client's streamed body broke its framing or stalled: drop the upstream side."""
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.abandon()
-        self.request_sent = False
-        if self.response_started:
-            self._abort()
-        else:
+        if self.exchange.state == ATTEMPT:
             self._reject(status, reason)
+        else:  # the response already started: the client must see it cut
+            self.abort()
 
     def _close(self) -> None:
         if self.phase != CLOSED:
@@ -556,13 +415,19 @@ class ClientConnection(asyncio.Protocol):
                 self.deadline = self.gw.now + self.gw.read_timeout  # is cut (on_deadline)
             self.transport.close()
 
-    def _abort(self) -> None:
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.abandon()
+    def close(self) -> None:
+        """Close after what was written (the exchange ended: a tunnel closed)."""
+        self.exchange = None
+        self._close()
+
+    def abort(self, outcome: int = Outcome.ABANDONED) -> None:
+        """Cut the connection with a reset; the exchange in progress ends with ``outcome``."""
+        exchange = self.exchange
+        self.exchange = None
         self.phase = CLOSED
         self.deadline = 0.0
+        if exchange is not None:
+            exchange.cut(outcome)
         # a reset, not a clean close: a client reading a body without a length must be able
         # to tell that it was cut (uvloop's abort() alone closes cleanly)
         sock = self.transport.get_extra_info("socket")

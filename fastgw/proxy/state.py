@@ -7,8 +7,8 @@ deadlines are checked by the same tick instead of one timer handle per request.
 from __future__ import annotations
 
 from .. import _core
-from ..balance.peer import Peer
 from ..plan import Plan, UpstreamSpec
+from ..steps import request_steps, response_steps
 from ..upstream.pool import Pool
 from ..upstream.target import Target, UpstreamGroup
 
@@ -19,20 +19,17 @@ WRITE_LOW = 64 * 1024
 
 
 class RouteRuntime:
-    """A plan's route bound to this worker's upstream groups."""
+    """A plan's route bound to this worker's upstream groups, with its compiled steps."""
 
-    __slots__ = ("name", "group", "split", "groups", "path_edit", "request_edit",
-                 "response_edit", "rewrites")
+    __slots__ = ("name", "group", "split", "groups", "request_steps", "response_steps")
 
-    def __init__(self, action, groups: dict[str, UpstreamGroup]) -> None:
+    def __init__(self, action, groups: dict[str, UpstreamGroup], versioning=None) -> None:
         self.name = action.name
         self.group = groups[action.upstream] if action.upstream is not None else None
         self.split = action.split
         self.groups = [groups[name] for name in action.split.names] if action.split else None
-        self.path_edit = action.path_edit
-        self.request_edit = action.request_edit
-        self.response_edit = action.response_edit
-        self.rewrites = action.path_edit is not None or action.request_edit is not None
+        self.request_steps = request_steps(action)
+        self.response_steps = response_steps(action, versioning)
 
     def upstream_for(self, head, client_ip: bytes) -> UpstreamGroup:
         if self.split is None:
@@ -50,6 +47,8 @@ class ProxyState:
         self.write_low = WRITE_LOW
         self.clients: set = set()
         self.closing = False
+        # called with every Exchange once it ends (exchange.finish): counters, the access log
+        self.finishers: tuple = ()
         self.specs: dict[str, UpstreamSpec] = {}
         self.groups: dict[str, UpstreamGroup] = {}
         self.apply(config, plan)
@@ -74,7 +73,9 @@ class ProxyState:
         self.shutdown_timeout = config.shutdown_timeout
 
         old_groups = self.groups
-        pools = {(name, t.address): t.pool for name, g in old_groups.items() for t in g.targets}
+        # one Target per (upstream, address) for as long as the address stays in the plan:
+        # its pool and in-flight count carry over, its settings follow the new plan
+        old_targets = {(name, t.address): t for name, g in old_groups.items() for t in g.targets}
         groups: dict[str, UpstreamGroup] = {}
         for name, spec in plan.upstreams.items():
             if self.specs.get(name) == spec:
@@ -82,20 +83,25 @@ class ProxyState:
                 continue
             targets = []
             for t in spec.targets:
-                pool = pools.get((name, t.address)) or Pool(spec.max_idle, spec.idle_timeout)
-                pool.idle_timeout = spec.idle_timeout
-                pool.limit(spec.max_idle if t.weight > 0 and not t.down else 0)
-                targets.append(Target(t.address, t.host, t.port, t.weight, pool))
-            peers = [Peer(t.address, t.weight, t.backup, t.down) for t in spec.targets]
-            groups[name] = UpstreamGroup(name, targets, peers, spec.balance, spec.hash_on)
-        kept = {id(t.pool) for g in groups.values() for t in g.targets}
-        for pool in pools.values():
-            if id(pool) not in kept:  # its target is gone: drain
-                pool.limit(0)
+                target = old_targets.get((name, t.address))
+                if target is None:
+                    target = Target(t.address, t.host, t.port, t.weight,
+                                    Pool(spec.max_idle, spec.idle_timeout), t.backup, t.down)
+                else:
+                    target.weight, target.backup, target.down = t.weight, t.backup, t.down
+                target.pool.idle_timeout = spec.idle_timeout
+                target.pool.limit(spec.max_idle if t.weight > 0 and not t.down else 0)
+                targets.append(target)
+            groups[name] = UpstreamGroup(name, targets, spec.balance, spec.hash_on,
+                                         previous=old_groups.get(name))
+        kept = {id(t) for g in groups.values() for t in g.targets}
+        for target in old_targets.values():
+            if id(target) not in kept:  # its target is gone: drain
+                target.pool.limit(0)
         self.specs = dict(plan.upstreams)
         self.groups = groups
         # per route, what it does, with upstream names resolved to groups once
-        self.routes = [RouteRuntime(action, groups) for action in plan.routes]
+        self.routes = [RouteRuntime(action, groups, plan.versioning) for action in plan.routes]
         self.router = plan.router
         self.versioning = plan.versioning
         self.unknown_version_default = plan.unknown_version_default

@@ -1,17 +1,21 @@
+# cython: boundscheck=True, wraparound=True, annotation_typing=False
 """Upstream side of the data path: one UpstreamConnection per TCP connection to a target.
 
 It sends a request, parses the response head, streams the body to the client with its framing
 checked as it passes, and returns itself to the target's pool only after a complete,
-well-framed response to a completely sent request. Anything else closes it.
+well-framed response to a completely sent request. Anything else closes it. It talks to the
+request's Exchange only through the Exchange's methods (response_head, deliver, deliver_more,
+response_done, attempt_failed, stale, upgraded, tunnel_eof, tunnel_closed,
+upstream_congested), and never to the client connection.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from .._core import ChunkedReader, ParseError
 from .dechunk import ChunkedDecoder
+from .outcome import Outcome
 
 log = logging.getLogger("fastgw.upstream")
 
@@ -29,17 +33,17 @@ CHUNKED = 2
 UNTIL_CLOSE = 3
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
     __slots__ = (
-        "gw", "target", "transport", "client", "phase", "rbuf", "keep_alive", "kind", "remaining",
-        "chunks", "dechunk", "reused", "got_bytes", "reading_paused", "write_paused", "eof",
+        "gw", "target", "transport", "exchange", "phase", "rbuf", "keep_alive", "kind",
+        "remaining", "chunks", "dechunk", "got_bytes", "reading_paused", "write_paused", "eof",
     )
 
     def __init__(self, gw, target) -> None:
         self.gw = gw
         self.target = target
         self.transport = None
-        self.client = None
+        self.exchange = None  # the Exchange this connection serves now
         self.phase = IDLE
         self.rbuf = b""
         self.keep_alive = False  # the response in progress allows reusing the connection
@@ -47,7 +51,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.remaining = 0
         self.chunks = None
         self.dechunk = None  # a ChunkedDecoder when the client speaks HTTP/1.0
-        self.reused = False
         self.got_bytes = False
         self.reading_paused = False
         self.write_paused = False  # over the write high-water mark (the upstream reads slowly)
@@ -59,18 +62,15 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport
         transport.set_write_buffer_limits(self.gw.write_high, self.gw.write_low)
 
-    def start(self, client, request: bytes, reused: bool) -> None:
-        """Serve ``client``'s request on this connection; ``request`` is written in one go."""
-        self.client = client
-        client.upstream = self
+    def start(self, exchange, request: bytes, paused: bool) -> None:
+        """Serve ``exchange``'s request on this connection; ``request`` is written in one go.
+        ``paused``: the client is not taking bytes now, so do not read the response yet."""
+        self.exchange = exchange
         self.phase = HEAD
-        self.reused = reused
         self.got_bytes = False
         self.rbuf = b""
-        if client.write_paused:
+        if paused:
             self.pause_reading()
-        gw = self.gw
-        client.deadline = gw.now + (gw.read_timeout if client.request_sent else gw.idle_timeout)
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
@@ -81,9 +81,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.got_bytes = True
             self._head(self.rbuf + data if self.rbuf else data)
         elif phase == TUNNEL:
-            client = self.client
-            client.deadline = self.gw.now + self.gw.read_timeout
-            client.transport.write(data)
+            self.exchange.deliver_more(data)
         else:  # bytes while idle: the upstream is not speaking HTTP/1.1 properly
             log.warning("upstream %s: %d unexpected bytes on an idle connection; closing",
                         self.target.address, len(data))
@@ -91,64 +89,55 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
 
     def eof_received(self) -> bool:
-        client = self.client
-        if self.phase == TUNNEL and client is not None:
+        exchange = self.exchange
+        if self.phase == TUNNEL and exchange is not None:
             self.eof = True
-            if client.eof:  # both directions are finished
-                self.close()
-                client.tunnel_closed()
-                return False
-            client.transport.write_eof()
-            return True
+            return exchange.tunnel_eof()
         return False  # close; connection_lost decides what it means
 
     def connection_lost(self, exc) -> None:
         phase = self.phase
         self.phase = CLOSED
-        client = self.client
-        self.client = None
-        if client is None:
+        exchange = self.exchange
+        self.exchange = None
+        if exchange is None:
             self.target.pool.discard(self)
             return
-        client.upstream = None
         if phase == HEAD:
-            if self.reused and not self.got_bytes and client.retry(self.target):
+            if not self.got_bytes and exchange.reused and exchange.stale():
                 log.debug("upstream %s: pooled connection was stale; retrying on a new one",
                           self.target.address)
                 return
-            client.upstream_failed(502, "upstream closed the connection without a response")
+            exchange.attempt_failed(Outcome.RESET, 502,
+                                    "upstream closed the connection without a response")
         elif phase == BODY:
             if self.kind == UNTIL_CLOSE and exc is None:
-                client.response_done()
+                exchange.response_done()
             else:
                 log.warning("upstream %s: response truncated", self.target.address)
-                client.upstream_failed(502, "upstream response truncated")
+                exchange.attempt_failed(Outcome.BAD_RESPONSE, 502, "upstream response truncated")
         elif phase == TUNNEL:
-            client.tunnel_closed()
+            exchange.tunnel_closed()
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        client = self.client
-        if client is not None:
-            client.pause_upstream = True
-            client._update_reading()
+        if self.exchange is not None:
+            self.exchange.upstream_congested(True)
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        client = self.client
-        if client is not None:
-            client.pause_upstream = False
-            client._update_reading()
+        if self.exchange is not None:
+            self.exchange.upstream_congested(False)
 
     # -- response ----------------------------------------------------------------------------
 
     def _head(self, buf: bytes) -> None:
-        client = self.client
+        exchange = self.exchange
         try:
             rhead = self.gw.response_parser.parse(buf)
         except ParseError as exc:
             log.warning("upstream %s: bad response: %s", self.target.address, exc.reason)
-            self._fail(502, f"upstream sent an invalid response: {exc.reason}")
+            self._fail(f"upstream sent an invalid response: {exc.reason}")
             return
         if rhead is None:
             self.rbuf = buf
@@ -156,70 +145,67 @@ class UpstreamConnection(asyncio.Protocol):
         self.rbuf = b""
         status = rhead.status
         body = buf[rhead.head_length:]
+        request = exchange.head
         if status < 200:
-            if status == 101 and client.head.upgrade is not None:
+            if status == 101 and request.upgrade is not None:
                 self.phase = TUNNEL
-                client.transport.write(client.start_tunnel(rhead) + body)
+                exchange.deliver(exchange.upgraded(rhead) + body)
                 return
             if status != 101:
                 # 100 was already answered by the gateway; other interim responses pass on
-                if status != 100 and client.head.version == 11:
-                    client.transport.write(b"HTTP/1.1 %d %s\r\n%s\r\n" % (
+                if status != 100 and request.version == 11:
+                    exchange.deliver(b"HTTP/1.1 %d %s\r\n%s\r\n" % (
                         status, rhead.reason, rhead.kept))
                 if body:
                     self._head(body)
                 return
-            self._fail(502, "upstream switched protocols without being asked to")
+            self._fail("upstream switched protocols without being asked to")
             return
         self.keep_alive = rhead.keep_alive
-        if status == 204 or status == 304 or client.head.method == b"HEAD":
+        if status == 204 or status == 304 or request.method == b"HEAD":
             kind = NO_BODY
         elif rhead.chunked:
             kind = CHUNKED
             self.chunks = ChunkedReader()
-            self.dechunk = ChunkedDecoder() if client.head.version == 10 else None
+            self.dechunk = ChunkedDecoder() if request.version == 10 else None
         elif rhead.content_length >= 0:
             kind = LENGTH
             self.remaining = rhead.content_length
         else:
             kind = UNTIL_CLOSE
         self.kind = kind
+        if (kind == LENGTH and len(body) == self.remaining) or (kind == NO_BODY and not body):
+            self.remaining = 0  # the common case: the whole response is here
+            self.exchange = None
+            self._release(exchange.request_sent)
+            exchange.respond(rhead, kind == NO_BODY, body)
+            return
         self.phase = BODY
-        head = client.response_head(rhead, kind == NO_BODY,
-                                    kind == UNTIL_CLOSE or self.dechunk is not None)
+        head = exchange.response_head(rhead, kind == NO_BODY,
+                                      kind == UNTIL_CLOSE or self.dechunk is not None)
         if kind == NO_BODY:
-            client.transport.write(head)
-            if body:
-                self._broken("bytes after a response without a body")
-            else:
-                self._done()
+            exchange.deliver(head)
+            self._broken("bytes after a response without a body")
             return
-        if kind == LENGTH and len(body) == self.remaining:  # the common case: all here
-            self.remaining = 0
-            client.transport.write(head + body if body else head)
-            self._done()
-            return
-        client.deadline = self.gw.now + self.gw.read_timeout  # now between body bytes
         if not body:
-            client.transport.write(head)
+            exchange.deliver_more(head)  # now between body bytes
             return
         self._body(body, head)
 
     def _body(self, data: bytes, head: bytes = b"") -> None:
         """Pass body bytes to the client; finish when the framing says the body is complete."""
-        client = self.client
+        exchange = self.exchange
         kind = self.kind
         if kind == LENGTH:
             remaining = self.remaining
             if len(data) < remaining:
                 self.remaining = remaining - len(data)
-                client.deadline = self.gw.now + self.gw.read_timeout
-                client.transport.write(head + data if head else data)
+                exchange.deliver_more(head + data if head else data)
                 return
             extra = len(data) > remaining
             data = data[:remaining]
             self.remaining = 0
-            client.transport.write(head + data if head else data)
+            exchange.deliver(head + data if head else data)
             if extra:
                 self._broken("more bytes than Content-Length")
             else:
@@ -228,7 +214,8 @@ class UpstreamConnection(asyncio.Protocol):
             try:
                 end = self.chunks.feed(data)
             except ParseError as exc:
-                client.transport.write(head)
+                if head:
+                    exchange.deliver(head)
                 self._broken(f"bad chunked framing: {exc.reason}")
                 return
             if end >= 0:
@@ -237,72 +224,70 @@ class UpstreamConnection(asyncio.Protocol):
             if self.dechunk is not None:
                 data = self.dechunk.decode(data)
             if end < 0:
-                client.deadline = self.gw.now + self.gw.read_timeout
-                client.transport.write(head + data if head else data)
+                exchange.deliver_more(head + data if head else data)
                 return
-            client.transport.write(head + data if head else data)
+            exchange.deliver(head + data if head else data)
             if extra:
                 self._broken("bytes after the end of a chunked response")
             else:
                 self._done()
         else:  # UNTIL_CLOSE
-            client.deadline = self.gw.now + self.gw.read_timeout
-            client.transport.write(head + data if head else data)
+            exchange.deliver_more(head + data if head else data)
 
     def _done(self) -> None:
-        """The response is complete and well framed: pool this connection if it can be reused."""
-        client = self.client
-        self.client = None
-        client.upstream = None
+        """The response is complete and well framed."""
+        exchange = self.exchange
+        self.exchange = None
+        self._release(exchange.request_sent)
+        exchange.response_done()
+
+    def _release(self, request_sent: bool) -> None:
+        """Back to the pool if the connection can be reused, else closed."""
         # not with request bytes still queued: the upstream answered without reading them all
-        keep = (self.keep_alive and client.request_sent and not self.write_paused
-                and not self.gw.closing)
+        sent = request_sent and not self.write_paused
         self.phase = IDLE
         self.dechunk = None
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
-        if keep:
+        if self.keep_alive and sent and not self.gw.closing:
             self.target.pool.release(self, self.gw.now)
-        elif client.request_sent and not self.write_paused:
+        elif sent:
             self.close()
         else:  # the rest of the request would never be read: do not wait to flush it
-            self.client_gone()
-        client.response_done()
+            self.abandon()
 
-    def _fail(self, status: int, reason: str) -> None:
-        """No usable response head: the client gets ``status``; this connection is discarded."""
-        client = self.client
-        self.client = None
+    def _fail(self, reason: str) -> None:
+        """No usable response head: the client gets 502; this connection is discarded."""
+        exchange = self.exchange
+        self.exchange = None
         self.phase = CLOSED
         self.transport.abort()
-        if client is not None:
-            client.upstream = None
-            client.upstream_failed(status, reason)
+        if exchange is not None:
+            exchange.attempt_failed(Outcome.BAD_RESPONSE, 502, reason)
 
     def _broken(self, reason: str) -> None:
         """The body's framing broke after the head went out: cut both connections."""
         log.warning("upstream %s: %s", self.target.address, reason)
-        client = self.client
-        self.client = None
-        self.phase = CLOSED
-        self.transport.abort()
-        if client is not None:
-            client.upstream = None
-            client.upstream_failed(502, reason)
+        self._fail(reason)
 
-    # -- called by the client side -------------------------------------------------------------
+    # -- called by the exchange and the client side ------------------------------------------
 
-    def client_gone(self) -> None:
-        """The client disconnected mid-exchange: this connection's state is unknown; close it."""
-        self.client = None
+    def send(self, data: bytes) -> None:
+        """More of the request (a streamed body), or tunnel bytes."""
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def send_eof(self) -> None:
+        self.transport.write_eof()
+
+    def abandon(self) -> None:
+        """The exchange gave up on this connection (client gone, timeout, bad request body):
+        its state is unknown, so close it at once."""
+        self.exchange = None
         self.phase = CLOSED
         if self.transport is not None:
             self.transport.abort()
-
-    def abandon(self) -> None:
-        """The client side gave up on this exchange (timeout or bad body)."""
-        self.client_gone()
 
     def pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
@@ -316,6 +301,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.phase = CLOSED
-        self.client = None
+        self.exchange = None
         if self.transport is not None:
             self.transport.close()

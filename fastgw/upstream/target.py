@@ -4,43 +4,53 @@ from __future__ import annotations
 
 from ..balance import make_balancer
 from ..balance.keys import compile_key
-from ..balance.peer import Peer
 from .pool import Pool
 
 
 class Target:
-    """One server of an upstream, with its connection pool. Identity: the address string."""
+    """One server of an upstream, with its connection pool. Identity: the address string.
 
-    __slots__ = ("address", "address_bytes", "host", "port", "weight", "pool")
+    A target is also the balancer's peer (address, weight, backup, down, active), so a pick
+    returns the target itself. The worker keeps one Target per (upstream, address) across
+    reloads: its pool and its in-flight count carry over; weight, backup and down follow the
+    newest plan."""
 
-    def __init__(self, address: str, host: str, port: int, weight: int, pool: Pool) -> None:
+    __slots__ = ("address", "address_bytes", "host", "port", "weight", "backup", "down",
+                 "active", "pool")
+
+    def __init__(self, address: str, host: str, port: int, weight: int, pool: Pool,
+                 backup: bool = False, down: bool = False) -> None:
         self.address = address
         self.address_bytes = address.encode()  # the Host sent when the client gave none
         self.host = host
         self.port = port
         self.weight = weight
+        self.backup = backup
+        self.down = down
+        self.active = 0  # attempts picked and not yet reported (least_conn reads it)
         self.pool = pool
+
+    @property
+    def in_rotation(self) -> bool:
+        return self.weight > 0 and not self.down
 
 
 class UpstreamGroup:
     """A named upstream: its targets and the balancer that picks one per attempt."""
 
-    __slots__ = ("name", "targets", "balancer", "key", "only", "reports")
+    __slots__ = ("name", "targets", "balancer", "key")
 
-    def __init__(self, name: str, targets: list[Target], peers: list[Peer],
-                 balance: str = "round_robin", hash_on: str | None = None) -> None:
+    def __init__(self, name: str, targets: list[Target], balance: str = "round_robin",
+                 hash_on: str | None = None, previous: UpstreamGroup | None = None) -> None:
         self.name = name
         self.targets = targets
-        self.balancer = make_balancer(balance, peers)
+        self.balancer = make_balancer(balance, targets)
+        if previous is not None:  # a reload changed this upstream: keep positions by address
+            self.balancer.carry_over(previous.balancer)
         self.key = compile_key(hash_on) if hash_on else None
-        live = [i for i, peer in enumerate(peers) if peer.in_rotation]
-        self.only = live[0] if len(live) == 1 else -1  # nothing to choose between
-        # least_conn counts requests in flight: every pick must be reported back
-        self.reports = balance == "least_conn" and self.only < 0
 
-    def pick(self, head, client_ip: bytes) -> int:
-        """Index of the target for this attempt, or -1 when none is available."""
-        if self.only >= 0:
-            return self.only
+    def pick(self, head, client_ip: bytes, exclude=None) -> Target | None:
+        """The target for this attempt, or None when none is available; targets in
+        ``exclude`` (already tried by the request) only when no other is."""
         key = self.key
-        return self.balancer.pick(key(head, client_ip) if key is not None else None)
+        return self.balancer.pick(key(head, client_ip) if key is not None else None, exclude)

@@ -48,8 +48,9 @@ def test_drained_and_backup_targets(make_gateway, backends):
 
 
 def expected_hash_targets(backends, keys: list[str]) -> list[int]:
-    balancer = make_balancer("consistent_hash", [Peer(b.address) for b in backends])
-    return [balancer.pick(key.encode()) for key in keys]
+    peers = [Peer(b.address) for b in backends]
+    balancer = make_balancer("consistent_hash", peers)
+    return [peers.index(balancer.pick(key.encode())) for key in keys]
 
 
 def test_consistent_hash_same_key_same_backend_across_processes(make_gateway, backends):

@@ -5,6 +5,7 @@ import random
 import pytest
 
 from fastgw.balance import LeastConn, Peer, RoundRobin, make_balancer
+from fastgw.proxy.outcome import Outcome
 
 
 class ReferenceWRR:
@@ -33,7 +34,16 @@ def sequence(weights, n, available=None):
     down = [False] * len(weights) if available is None else [not a for a in available]
     rr = RoundRobin([Peer(f"h{i}:80", w, down=d) for i, (w, d) in enumerate(
         zip(weights, down, strict=True))])
-    return "".join("abcdefgh"[rr.pick()] for _ in range(n))
+    return "".join("-" if (i := index(rr, rr.pick())) < 0 else "abcdefgh"[i] for _ in range(n))
+
+
+def index(balancer, peer):
+    """The position of a picked peer in the balancer's peers (-1 for None), by identity."""
+    if peer is None:
+        return -1
+    found = [i for i, p in enumerate(balancer.peers) if p is peer]
+    assert len(found) == 1, f"pick returned {peer!r}, not one of the balancer's peers"
+    return found[0]
 
 
 def test_nginx_sequence_5_1_1():
@@ -54,8 +64,8 @@ def test_single_target():
 
 
 def test_no_target_available():
-    assert RoundRobin([Peer("a:1", 0), Peer("b:1", 0)]).pick() == -1
-    assert RoundRobin([Peer("a:1", down=True), Peer("b:1", down=True)]).pick() == -1
+    assert RoundRobin([Peer("a:1", 0), Peer("b:1", 0)]).pick() is None
+    assert RoundRobin([Peer("a:1", down=True), Peer("b:1", down=True)]).pick() is None
     assert ReferenceWRR([1, 1]).pick([False, False]) == -1
 
 
@@ -79,7 +89,8 @@ def peers(*specs):
 
 
 def picks(balancer, n):
-    return "".join("-" if (i := balancer.pick()) < 0 else "abcdefgh"[i] for _ in range(n))
+    return "".join("-" if (i := index(balancer, balancer.pick())) < 0 else "abcdefgh"[i]
+                   for _ in range(n))
 
 
 def test_rr_nginx_sequence_5_1_1():
@@ -124,8 +135,8 @@ def test_rr_single_peer_needs_no_arithmetic():
 
 
 def test_rr_nothing_available():
-    assert RoundRobin([]).pick() == -1
-    assert RoundRobin(peers(0, (1, "down"), (0, "backup"), (1, "backup", "down"))).pick() == -1
+    assert RoundRobin([]).pick() is None
+    assert RoundRobin(peers(0, (1, "down"), (0, "backup"), (1, "backup", "down"))).pick() is None
 
 
 def test_rr_set_available_keeps_current_weight():
@@ -140,10 +151,10 @@ def test_rr_set_available_keeps_current_weight():
 
 def test_rr_report_changes_nothing_yet():
     a, b = RoundRobin(peers(5, 1, 1)), RoundRobin(peers(5, 1, 1))
-    for _ in range(20):
-        i = a.pick()
-        a.report(i, False)
-        assert i == b.pick()
+    for n in range(20):
+        peer = a.pick()
+        a.report(peer, Outcome.CONNECT_ERROR if n % 2 else 502, 0.25)
+        assert index(a, peer) == index(b, b.pick())
 
 
 def test_rr_matches_the_weights_only_implementation():
@@ -154,7 +165,7 @@ def test_rr_matches_the_weights_only_implementation():
         pairs = list(zip(weights, down, strict=True))
         rr = RoundRobin([Peer(f"h{i}:80", w, down=d) for i, (w, d) in enumerate(pairs)])
         ref = ReferenceWRR([0 if d else w for w, d in pairs])
-        assert [rr.pick() for _ in range(30)] == [ref.pick() for _ in range(30)]
+        assert [index(rr, rr.pick()) for _ in range(30)] == [ref.pick() for _ in range(30)]
 
 
 def test_make_balancer():
@@ -167,6 +178,9 @@ def test_make_balancer():
 
 def test_make_balancer_consistent_hash():
     module = pytest.importorskip("fastgw.balance.consistent_hash")
-    balancer = make_balancer("consistent_hash", peers(2, 1))
+    ps = peers(2, 1)
+    balancer = make_balancer("consistent_hash", ps)
     assert isinstance(balancer, module.ConsistentHash)
-    assert balancer.pick(None) in (0, 1)  # no key: round robin
+    # no key: round robin over the same peers, nginx's sequence for weights 2, 1
+    # (Peer has identity equality: list.index finds the very object given)
+    assert [ps.index(balancer.pick(None)) for _ in range(6)] == [0, 1, 0] * 2

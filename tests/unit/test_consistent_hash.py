@@ -18,40 +18,62 @@ from hypothesis import strategies as st
 
 from fastgw.balance.consistent_hash import ConsistentHash, point_hashes, split_address
 from fastgw.balance.peer import Peer
+from fastgw.proxy.outcome import Outcome
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "ketama_nginx.json").read_text())
 KEYS = [b"key-%d" % i for i in range(100_000)]
 
 
 class Fallback:
-    """A stand-in for the round robin the caller passes: answers from a fixed list, in turn,
-    and records every pick and report."""
+    """A stand-in for the round robin the caller passes: answers peers from a fixed list, in
+    turn (None when the list is empty), and records every pick and report."""
 
-    def __init__(self, answers: list[int]) -> None:
+    def __init__(self, answers: list[Peer]) -> None:
         self.answers = answers
         self.picks = 0
-        self.reports: list[tuple[int, bool]] = []
+        self.picked: list[tuple[bytes | None, object]] = []  # (key, exclude) per pick
+        self.reports: list[tuple[Peer, int, float]] = []
 
-    def pick(self, key: bytes | None = None) -> int:
+    def pick(self, key: bytes | None = None, exclude=None) -> Peer | None:
         self.picks += 1
-        return self.answers[(self.picks - 1) % len(self.answers)] if self.answers else -1
+        self.picked.append((key, exclude))
+        return self.answers[(self.picks - 1) % len(self.answers)] if self.answers else None
 
-    def report(self, index: int, ok: bool) -> None:
-        self.reports.append((index, ok))
+    def report(self, peer: Peer, outcome: int, latency: float) -> None:
+        self.reports.append((peer, outcome, latency))
+
+    def carry_over(self, previous) -> None:
+        pass
 
 
 def ring(peers: list[Peer]) -> ConsistentHash:
     return ConsistentHash(peers, Fallback([]))
 
 
+def indexer(peers: list[Peer]):
+    """Picked peer -> its position in ``peers`` (-1 for None), by identity: a pick must be one
+    of the very peer objects given."""
+    positions = {id(p): i for i, p in enumerate(peers)}
+
+    def index(peer: Peer | None) -> int:
+        if peer is None:
+            return -1
+        i = positions.get(id(peer), -1)
+        assert i >= 0 and peers[i] is peer, f"pick returned {peer!r}, not one of the peers"
+        return i
+
+    return index
+
+
 def addresses(peers: list[Peer], keys: list[bytes] = KEYS) -> list[str | None]:
     """Key -> address of the peer picked (None when there was none)."""
     balancer = ring(peers)
     pick = balancer.pick
+    index = indexer(peers)
     out = []
     for key in keys:
-        index = pick(key)
-        out.append(peers[index].address if index >= 0 else None)
+        i = index(pick(key))
+        out.append(peers[i].address if i >= 0 else None)
     return out
 
 
@@ -78,10 +100,11 @@ def test_golden_vectors_from_nginx(config):
     servers = config["servers"]
     peers = [Peer(s["address"], s["weight"], down=s["down"]) for s in servers]
     balancer = ring(peers)
+    index = indexer(peers)
     wrong = [
         (key, servers[want]["address"], servers[got]["address"] if got >= 0 else None)
         for key, want in zip(VECTORS["keys"], config["picks"], strict=True)
-        if (got := balancer.pick(key.encode())) != want
+        if (got := index(balancer.pick(key.encode()))) != want
     ]
     assert len(config["picks"]) == len(VECTORS["keys"]) >= 2000
     assert wrong == [], f"{len(wrong)} keys differ from nginx, e.g. {wrong[:3]}"
@@ -194,40 +217,41 @@ def test_backup_peers_get_no_points(base):
 
 def test_two_instances_give_the_same_mapping(base):
     assert addresses(list(PEERS)) == base
-    assert ring(PEERS).pick(b"user-42") == ring(PEERS).pick(b"user-42")
+    assert ring(PEERS).pick(b"user-42") is ring(PEERS).pick(b"user-42")
 
 
 # --- fallback -------------------------------------------------------------------------------
 
 
 def test_missing_or_empty_key_goes_to_the_fallback():
-    fallback = Fallback([4, 1])
+    fallback = Fallback([PEERS[4], PEERS[1]])
     balancer = ConsistentHash(PEERS, fallback)
-    assert balancer.pick(None) == 4
-    assert balancer.pick() == 1
-    assert balancer.pick(b"") == 4  # nginx: an empty key uses round robin too
+    assert balancer.pick(None) is PEERS[4]
+    assert balancer.pick() is PEERS[1]
+    assert balancer.pick(b"") is PEERS[4]  # nginx: an empty key uses round robin too
     assert fallback.picks == 3
 
 
 def test_report_reaches_the_fallback_only_for_its_picks():
-    fallback = Fallback([4])
+    fallback = Fallback([PEERS[4]])
     balancer = ConsistentHash(PEERS, fallback)
     hashed = balancer.pick(b"user-1")
-    balancer.report(hashed, True)
+    assert hashed is not None
+    balancer.report(hashed, 200, 0.01)
     assert fallback.reports == []
-    assert balancer.pick(None) == 4
-    balancer.report(4, False)
-    balancer.report(4, True)  # a second report for one fallback pick is not forwarded
-    assert fallback.reports == [(4, False)]
+    assert balancer.pick(None) is PEERS[4]
+    balancer.report(PEERS[4], Outcome.CONNECT_ERROR, 0.5)
+    balancer.report(PEERS[4], 200, 0.01)  # a second report for one fallback pick: not forwarded
+    assert fallback.reports == [(PEERS[4], Outcome.CONNECT_ERROR, 0.5)]
 
 
 def test_all_peers_down_gives_the_fallbacks_answer():
     peers = [Peer(p.address, p.weight, down=True) for p in PEERS]
-    assert ConsistentHash(peers, Fallback([])).pick(b"k") == -1
-    assert ConsistentHash(peers, Fallback([2])).pick(b"k") == 2
-    assert ConsistentHash([], Fallback([])).pick(b"k") == -1
+    assert ConsistentHash(peers, Fallback([])).pick(b"k") is None
+    assert ConsistentHash(peers, Fallback([peers[2]])).pick(b"k") is peers[2]
+    assert ConsistentHash([], Fallback([])).pick(b"k") is None
     only_backups = [Peer("10.0.0.1:1", 1, backup=True)]
-    assert ConsistentHash(only_backups, Fallback([0])).pick(b"k") == 0
+    assert ConsistentHash(only_backups, Fallback([only_backups[0]])).pick(b"k") is only_backups[0]
 
 
 def test_after_21_unavailable_points_nginx_gives_up_and_falls_back():
@@ -244,13 +268,14 @@ def test_after_21_unavailable_points_nginx_gives_up_and_falls_back():
     assert len({h for h, _ in points}) == len(points)
     hashes = [h for h, _ in points]
     owners = [i for _, i in points]
-    balancer = ConsistentHash(peers, Fallback([2]))
+    balancer = ConsistentHash(peers, Fallback([peers[2]]))
+    index = indexer(peers)
     seen = set()
     for key in KEYS[:20_000]:
         start = bisect_left(hashes, zlib.crc32(key))
         window = [owners[(start + t) % len(owners)] for t in range(21)]
         want = 0 if 0 in window else 2
-        assert balancer.pick(key) == want
+        assert index(balancer.pick(key)) == want
         seen.add(want)
     assert seen == {0, 2}
 
@@ -265,4 +290,4 @@ def test_any_key_maps_to_the_first_point_at_or_after_its_hash(key):
     points = sorted((h, i) for i, p in enumerate(PEERS) for h in point_hashes(p.address, p.weight))
     h = zlib.crc32(key)
     want = next((i for ph, i in points if ph >= h), points[0][1])
-    assert balancer.pick(key) == want
+    assert balancer.pick(key) is PEERS[want]
