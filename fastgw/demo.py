@@ -15,9 +15,11 @@ import logging
 import socket
 import sys
 
+from ._core import ChunkedReader, ParseError, RequestParser
 from .config import ConfigError, load_config_bytes
 from .config.schema import parse_address
 from .plan import compile_plan
+from .proxy.responses import REASONS
 from .server import run_gateway, serve_in_process
 
 log = logging.getLogger("fastgw")
@@ -65,7 +67,9 @@ class DemoConnection(asyncio.Protocol):
         self.target = target
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.body_left = 0  # request body bytes still to skip
+        self.parser = RequestParser(max_header_bytes=MAX_HEAD)  # the gateway's own parser
+        self.body_left = 0  # Content-Length body bytes still to skip
+        self.chunks: ChunkedReader | None = None  # while a chunked body passes
         self.pending: tuple[dict, bool, bool] | None = None  # the answer, once the body is read
 
     def connection_made(self, transport) -> None:
@@ -84,6 +88,17 @@ class DemoConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         while not self.transport.is_closing():
+            if self.chunks is not None:
+                try:
+                    end = self.chunks.feed(self.buffer)
+                except ParseError as exc:
+                    self.fail(400, exc.reason)
+                    return
+                if end < 0:
+                    self.buffer.clear()  # all body, all checked
+                    return
+                del self.buffer[:end]
+                self.chunks = None
             if self.body_left:
                 skipped = min(self.body_left, len(self.buffer))
                 del self.buffer[:skipped]
@@ -94,42 +109,27 @@ class DemoConnection(asyncio.Protocol):
                 self.respond(200, *self.pending)
                 self.pending = None
                 continue
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    self.fail(431, "request head too large")
+            try:
+                head = self.parser.parse(self.buffer)
+            except ParseError as exc:
+                self.fail(exc.status, exc.reason)
                 return
-            head = bytes(self.buffer[:end])
-            del self.buffer[:end + 4]
+            if head is None:
+                return
+            del self.buffer[:head.head_length]
             self.answer(head)
 
-    def answer(self, head: bytes) -> None:
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            self.fail(400, "malformed request line")
-            return
-        method, path, version = parts
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                self.fail(400, "malformed header line")
-                return
-            headers.setdefault(name.strip().lower(), value.strip())
-        if "transfer-encoding" in headers:
-            self.fail(501, "the demo upstreams take Content-Length bodies only")
-            return
-        length = headers.get("content-length", "0")
-        if not length.isdigit():
-            self.fail(400, "malformed Content-Length")
-            return
-        self.body_left = int(length)
-        connection = headers.get("connection", "").lower()
-        close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
+    def answer(self, head) -> None:
+        if head.chunked:
+            self.chunks = ChunkedReader()
+        else:
+            self.body_left = max(head.content_length, 0)
+        user = head.header(b"x-user-id")
         self.pending = ({"upstream": self.target.upstream, "target": self.target.address,
-                         "method": method, "path": path, "user": headers.get("x-user-id")},
-                        close, method == "HEAD")
+                         "method": head.method.decode("latin-1"),
+                         "path": head.path.decode("latin-1"),
+                         "user": user.decode("latin-1") if user else None},
+                        not head.keep_alive, head.method == b"HEAD")
 
     def fail(self, status: int, error: str) -> None:
         self.respond(status, {"upstream": self.target.upstream, "target": self.target.address,
@@ -137,8 +137,7 @@ class DemoConnection(asyncio.Protocol):
 
     def respond(self, status: int, body: dict, close: bool, head_only: bool = False) -> None:
         payload = json.dumps(body).encode() + b"\n"
-        reason = {200: "OK", 400: "Bad Request", 431: "Request Header Fields Too Large",
-                  501: "Not Implemented"}[status]
+        reason = "OK" if status == 200 else REASONS.get(status, b"Error").decode()
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\n{'Connection: close' + CRLF if close else ''}"
                 f"\r\n")

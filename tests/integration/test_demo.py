@@ -109,6 +109,20 @@ def test_versions_by_header_accept_and_path_reach_users_v2(demo):
     assert health["target"] in addresses["users-v1"]
 
 
+def test_demo_upstreams_read_bodies_with_the_gateway_s_parser(demo):
+    """The demo targets parse with fastgw's own RequestParser and ChunkedReader: a chunked body
+    and a Content-Length body are both read whole, and the connection carries on."""
+    with Client(demo.port) as c:
+        chunked = c.request("POST", "/users", headers=[("Transfer-Encoding", "chunked")],
+                            body=b"5\r\nhello\r\n0\r\n\r\n")
+        sized = c.request("POST", "/users", body=b"x" * 3000)
+        after = who(c, "/users")
+    for response in (chunked, sized):
+        assert response.status == 200, (response.status, response.body)
+        assert response.json()["method"] == "POST"
+    assert after["method"] == "GET"
+
+
 def test_canary_is_sticky_and_users_v1_hashes_consistently(demo):
     addresses = demo.upstream_addresses()
     first: dict[str, tuple[str, str]] = {}
