@@ -19,8 +19,16 @@ from __future__ import annotations
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # field-value bytes: VCHAR, obs-text, SP, HTAB
 _VALUE_OK = frozenset(range(0x20, 0x7F)) | frozenset(range(0x80, 0x100)) | {0x09}
-# request-target bytes: VCHAR and obs-text, no space or control
+# VCHAR and obs-text: what an absolute-form authority may hold before its own check (the Host
+# rules below) names the fault
 _TARGET_OK = frozenset(range(0x21, 0x7F)) | frozenset(range(0x80, 0x100))
+# request-target bytes (RFC 3986 as RFC 9112 3.2 uses it): unreserved, sub-delims, ":", "@",
+# "/", "?", and "%", which must begin a pct-encoded triplet. No space, control, DEL, non-ASCII,
+# fragment ("#"), or any of " < > \ ^ ` { | } [ ] (brackets only in an absolute-form authority).
+_URI_OK = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?%"
+)
+_HEXDIG = frozenset(b"0123456789abcdefABCDEF")
 # Host: reg-name / IP-literal / port characters
 _HOST_OK = frozenset(
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
@@ -240,6 +248,45 @@ def _codings(values: list[bytes], error_status: int) -> list[bytes]:
     return codings
 
 
+def _pct_ok(data: bytes) -> bool:
+    """Every "%" in data begins a pct-encoded triplet: "%" HEXDIG HEXDIG."""
+    i = data.find(b"%")
+    while i >= 0:
+        if i + 2 >= len(data) or data[i + 1] not in _HEXDIG or data[i + 2] not in _HEXDIG:
+            return False
+        i = data.find(b"%", i + 3)
+    return True
+
+
+def _authority_end(target: bytes, rest: int) -> int:
+    """Where the authority of an absolute-form target that starts at ``rest`` ends."""
+    cut = len(target)
+    for sep in (b"/", b"?", b"#"):
+        i = target.find(sep, rest)
+        if 0 <= i < cut:
+            cut = i
+    return cut
+
+
+def _target_ok(target: bytes) -> bool:
+    """The bytes of a request-target are those of a URI (RFC 3986; RFC 9112 3.2): path and
+    query characters, each "%" an escape. An absolute-form authority is only held to VCHAR here;
+    its own check (the Host rules) comes later and names the fault."""
+    if any(c not in _URI_OK for c in target):
+        lower = target[:8].lower()
+        if lower.startswith(b"http://"):
+            rest = 7
+        elif lower.startswith(b"https://"):
+            rest = 8
+        else:
+            return False
+        cut = _authority_end(target, rest)
+        if (any(c not in _TARGET_OK for c in target[rest:cut])
+                or any(c not in _URI_OK for c in target[cut:])):
+            return False
+    return b"%" not in target or _pct_ok(target)
+
+
 class RequestParser:
     """Parses request heads under the configured limits."""
 
@@ -266,7 +313,7 @@ class RequestParser:
         method, target, version_bytes = parts
         if not method or any(c not in _TCHAR for c in method):
             raise ParseError(400, "invalid method")
-        if not target or any(c not in _TARGET_OK for c in target):
+        if not target or not _target_ok(target):
             raise ParseError(400, "invalid request target")
         if version_bytes == b"HTTP/1.1":
             version = 11
@@ -303,7 +350,9 @@ class RequestParser:
         if len(hosts) > 1:
             raise ParseError(400, "more than one Host header")
         host = hosts[0] if hosts else None
-        if host is not None and any(c not in _HOST_OK for c in host):
+        # Host is forwarded as the gateway's own "Host: " line with the value without its OWS;
+        # a "%" in it must be an escape, as in a target's authority
+        if host is not None and (any(c not in _HOST_OK for c in host) or not _pct_ok(host)):
             raise ParseError(400, "invalid Host header")
         if host is None and version == 11:  # RFC 9112 3.2, whatever the target's form
             raise ParseError(400, "missing Host header")
@@ -315,17 +364,13 @@ class RequestParser:
         if target[:1] != b"/":
             lower = target[:8].lower()
             if lower.startswith((b"http://", b"https://")):
-                rest = target[target.index(b"//") + 2 :]
-                cut = len(rest)
-                for sep in (b"/", b"?", b"#"):
-                    i = rest.find(sep)
-                    if 0 <= i < cut:
-                        cut = i
-                authority = rest[:cut]
+                rest = target.index(b"//") + 2
+                cut = _authority_end(target, rest)
+                authority = target[rest:cut]
                 if not authority or b"@" in authority or any(c not in _HOST_OK for c in authority):
                     raise ParseError(400, "invalid authority in absolute-form target")
                 host = authority
-                path = rest[cut:]
+                path = target[cut:]
                 if not path.startswith(b"/"):
                     path = b"/" + path
             elif target == b"*" and method == b"OPTIONS":

@@ -160,9 +160,28 @@ VALID_REQUESTS = [
         head_lines("PURGE /cache HTTP/1.1", "Host: example.com"),
         {"method": b"PURGE", "target": b"/cache", "path": b"/cache"}, id="extension-method"),
     pytest.param(
-        head_lines("M-SEARCH /%7Euser/a;b=c?d=e&f#frag HTTP/1.1", "Host: example.com"),
-        {"method": b"M-SEARCH", "target": b"/%7Euser/a;b=c?d=e&f#frag",
-         "path": b"/%7Euser/a;b=c?d=e&f#frag"}, id="target-characters"),
+        head_lines("M-SEARCH /%7Euser/a;b=c?d=e&f HTTP/1.1", "Host: example.com"),
+        {"method": b"M-SEARCH", "target": b"/%7Euser/a;b=c?d=e&f",
+         "path": b"/%7Euser/a;b=c?d=e&f"}, id="target-characters"),
+    pytest.param(
+        head_lines("GET /AZaz09-._~!$&'()*+,;=:@/?/?%2f%C3%A9%00 HTTP/1.1", "Host: example.com"),
+        {"target": b"/AZaz09-._~!$&'()*+,;=:@/?/?%2f%C3%A9%00",
+         "path": b"/AZaz09-._~!$&'()*+,;=:@/?/?%2f%C3%A9%00"}, id="target-every-uri-class"),
+    pytest.param(
+        head_lines("GET http://[::1]:8080/a?b HTTP/1.1", "Host: example.com"),
+        {"target": b"http://[::1]:8080/a?b", "path": b"/a?b", "host": b"[::1]:8080"},
+        id="absolute-form-ip-literal"),
+    pytest.param(
+        head_lines("GET http://[fe80::1%25eth0]/ HTTP/1.1", "Host: example.com"),
+        {"target": b"http://[fe80::1%25eth0]/", "path": b"/", "host": b"[fe80::1%25eth0]"},
+        id="absolute-form-zone-id"),
+    pytest.param(
+        head_lines("GET http://ex%41mple.com HTTP/1.1", "Host: example.com"),
+        {"target": b"http://ex%41mple.com", "path": b"/", "host": b"ex%41mple.com"},
+        id="absolute-form-pct-authority"),
+    pytest.param(
+        head_lines("GET / HTTP/1.1", "Host: ex%2Dample.com"), {"host": b"ex%2Dample.com"},
+        id="host-pct-encoded"),
     pytest.param(
         head_lines("PUT /x HTTP/1.1", "Host: example.com", "Content-Length: 7",
                    "content-length: 7", "Content-Length: 7 , 7"),
@@ -428,6 +447,36 @@ MALFORMED_REQUESTS = [
                  id="del-in-target"),
     pytest.param(head_lines("GET /a\x00 HTTP/1.1", HOST), 400, "invalid request target", {},
                  id="nul-in-target"),
+    pytest.param(head_lines("GET /caf\xc3\xa9 HTTP/1.1", HOST), 400, "invalid request target",
+                 {}, id="utf8-in-target"),
+    pytest.param(head_lines("GET /a?q=\xff HTTP/1.1", HOST), 400, "invalid request target",
+                 {}, id="obs-text-in-query"),
+    pytest.param(head_lines("GET /a#frag HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="fragment"),
+    pytest.param(head_lines("GET /%zz HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="pct-not-hex"),
+    pytest.param(head_lines("GET /a%2 HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="pct-truncated"),
+    pytest.param(head_lines("GET /a% HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="pct-at-end"),
+    pytest.param(head_lines("GET /%41%4 HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="pct-valid-then-truncated"),
+    pytest.param(head_lines("GET /%%41 HTTP/1.1", HOST), 400, "invalid request target", {},
+                 id="pct-percent"),
+    pytest.param(head_lines("GET http://a/caf\xe9 HTTP/1.1", HOST), 400,
+                 "invalid request target", {}, id="absolute-form-non-ascii-path"),
+    pytest.param(head_lines("GET http://a/x{y} HTTP/1.1", HOST), 400,
+                 "invalid request target", {}, id="absolute-form-brace-in-path"),
+    pytest.param(head_lines("GET http://a/[x] HTTP/1.1", HOST), 400,
+                 "invalid request target", {}, id="absolute-form-bracket-in-path"),
+    pytest.param(head_lines("GET http://a#f HTTP/1.1", HOST), 400,
+                 "invalid request target", {}, id="absolute-form-fragment"),
+    pytest.param(head_lines("GET http://e%zzample/ HTTP/1.1", HOST), 400,
+                 "invalid request target", {}, id="absolute-form-bad-pct-authority"),
+    pytest.param(head_lines("GET ftp://[::1]/ HTTP/1.1", HOST), 400,
+                 "invalid request target", {}, id="brackets-outside-absolute-form"),
+    pytest.param(head_lines("GET http://ex\xe9mple/ HTTP/1.1", HOST),
+                 400, "invalid authority in absolute-form target", {}, id="non-ascii-authority"),
     pytest.param(head_lines("GET * HTTP/1.1", HOST), 400, "invalid request target", {},
                  id="asterisk-not-options"),
     pytest.param(head_lines("GET example.com/x HTTP/1.1", HOST), 400, "invalid request target",
@@ -472,6 +521,10 @@ MALFORMED_REQUESTS = [
                  id="host-with-slash"),
     pytest.param(head_lines(GET, "Host: user@example.com"), 400, "invalid Host header", {},
                  id="host-with-userinfo"),
+    pytest.param(head_lines(GET, "Host: ex%zzample.com"), 400, "invalid Host header", {},
+                 id="host-bad-pct"),
+    pytest.param(head_lines(GET, "Host: example.com%4"), 400, "invalid Host header", {},
+                 id="host-truncated-pct"),
     # limits
     pytest.param(head_lines("GET /" + "a" * 100 + " HTTP/1.1", HOST), 414,
                  "first line too long", {"max_request_line": 100}, id="request-line-too-long"),
@@ -539,24 +592,98 @@ def test_every_byte_at_every_position_of_a_value(parser_impl: ModuleType) -> Non
                 assert result.reason == "invalid character in header value", (byte, at)
 
 
+URI_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                      b"-._~!$&'()*+,;=:@/?")  # and '%', only as an escape
+
+
 def test_every_byte_at_every_position_of_a_target(parser_impl: ModuleType) -> None:
+    """Targets are checked eight bytes at a time: try each byte in each position, of an
+    origin-form target and of the path of an absolute-form one."""
     parser = parser_impl.RequestParser()
-    for byte in range(256):
-        for at in range(1, 18):
-            target = bytearray(b"/" + b"t" * 17)
+    for prefix in (b"/", b"http://h/"):
+        for byte in range(256):
+            for at in range(len(prefix), 18):
+                target = bytearray(prefix + b"t" * (18 - len(prefix)))
+                target[at] = byte
+                data = b"GET " + bytes(target) + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+                result = attempt(parser, data, parser_impl)
+                if byte == 0x0D:
+                    assert result.reason == "bare CR in head"
+                elif byte == 0x0A:
+                    assert result.reason == "bare LF line ending"
+                elif byte == 0x20:
+                    assert result.reason == "malformed request line"
+                elif byte in URI_BYTES:
+                    assert result.target == bytes(target), (byte, at)
+                else:  # '%' here is followed by "t" or ends the target: not an escape
+                    assert result.reason == "invalid request target", (byte, at)
+
+
+@pytest.mark.parametrize("length", [2, 8, 15, 16, 17, 31, 32, 33, 47])
+def test_every_byte_at_every_position_of_targets_of_many_lengths(
+        parser_impl: ModuleType, length: int) -> None:
+    """The compiled parser checks targets sixteen bytes at a time, the last block overlapping
+    (or eight with the table): every length around those steps, every byte, every position."""
+    parser = parser_impl.RequestParser()
+    for byte in range(0x21, 0x100):
+        for at in range(1, length):
+            target = bytearray(b"/" + b"t" * (length - 1))  # "%tt" is no escape
             target[at] = byte
             data = b"GET " + bytes(target) + b" HTTP/1.1\r\nHost: h\r\n\r\n"
             result = attempt(parser, data, parser_impl)
-            if byte == 0x0D:
-                assert result.reason == "bare CR in head"
-            elif byte == 0x0A:
-                assert result.reason == "bare LF line ending"
-            elif byte == 0x20:
-                assert result.reason == "malformed request line"
-            elif 0x20 < byte != 0x7F:
+            if byte in URI_BYTES:
                 assert result.target == bytes(target), (byte, at)
             else:
                 assert result.reason == "invalid request target", (byte, at)
+
+
+def test_every_byte_in_the_authority_of_an_absolute_target(parser_impl: ModuleType) -> None:
+    """An authority may hold '[' and ']' (IP-literal) and is judged by the Host rules."""
+    parser = parser_impl.RequestParser()
+    host_bytes = URI_BYTES - frozenset(b"/?@") | frozenset(b"[]")
+    for byte in range(256):
+        for at in range(7, 18):
+            target = bytearray(b"http://" + b"h" * 11)
+            target[at] = byte
+            data = b"GET " + bytes(target) + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+            result = attempt(parser, data, parser_impl)
+            if byte in (0x0D, 0x0A, 0x20):
+                assert isinstance(result, parser_impl.ParseError)
+            elif byte in host_bytes or (byte in b"/?" and at > 7):
+                assert result.target == bytes(target), (byte, at)
+            elif byte in b"/?@#" or 0x21 <= byte < 0x7F or byte >= 0x80:
+                assert result.reason in ("invalid authority in absolute-form target",
+                                         "invalid request target"), (byte, at)
+                if byte in b"\"<>\\^`{|}" or byte >= 0x80:  # VCHAR/obs-text, not in a Host
+                    assert result.reason == "invalid authority in absolute-form target"
+            else:
+                assert result.reason == "invalid request target", (byte, at)
+
+
+@pytest.mark.parametrize("at", range(1, 14))
+def test_percent_escapes_at_every_position(parser_impl: ModuleType, at: int) -> None:
+    """'%' must begin "%" HEXDIG HEXDIG wherever it falls (inside or across eight-byte words)."""
+    parser = parser_impl.RequestParser()
+    hexdigits = b"0123456789abcdefABCDEF"
+    for first in range(0x21, 0x7F):
+        for second in (0x30, 0x61, 0x46, 0x67, 0x25, 0x2F):
+            target = bytearray(b"/" + b"t" * 15)
+            target[at:at + 3] = bytes([0x25, first, second])
+            target = bytes(target[:16])
+            data = b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+            result = attempt(parser, data, parser_impl)
+            escape = target[at:at + 3]
+            valid = (len(escape) == 3 and escape[1] in hexdigits and escape[2] in hexdigits
+                     and all(c in URI_BYTES or c == 0x25 for c in target))
+            # a valid escape followed by another "%..." triplet is judged on that one too
+            if valid and b"%" in target[at + 3:]:
+                rest = target.index(b"%", at + 3)
+                valid = rest + 2 < len(target) and all(
+                    c in hexdigits for c in target[rest + 1:rest + 3])
+            if valid:
+                assert result.target == target, target
+            else:
+                assert result.reason == "invalid request target", target
 
 
 # --------------------------------------------------------------------------------------------
