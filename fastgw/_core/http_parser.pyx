@@ -983,6 +983,17 @@ cdef class RequestParser(_HeadParser):
         self.max_headers = max_headers
 
     cdef object _parse(self, object whole, const unsigned char *p, Py_ssize_t n):
+        # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored, at the start of a
+        # connection and between requests, but no more than a request line's worth of them.
+        # head_length counts them (the caller slices its buffer there); raw does not.
+        cdef Py_ssize_t skip = 0
+        while skip + 1 < n and p[skip] == CR and p[skip + 1] == LF:
+            skip += 2
+            if skip > self.max_request_line:
+                raise ParseError(400, "too many empty lines before the request line")
+        if skip:
+            p += skip
+            n -= skip
         cdef Py_ssize_t cap = _capacity(self.max_headers, n)
         self._lines.reserve(cap)
         cdef Line *lines = self._lines.lines
@@ -1111,7 +1122,7 @@ cdef class RequestParser(_HeadParser):
         if f.conn_close or f.conn_other:
             _mark_listed(p, lines, nlines, &f)
         cdef bytes kept = _kept(p, lines, nlines)
-        cdef bytes raw = whole if whole is not None and headlen == n else \
+        cdef bytes raw = whole if whole is not None and skip == 0 and headlen == n else \
             PyBytes_FromStringAndSize(<const char *>p, headlen)
 
         # The head is made last: its allocation may run the garbage collector, and with it
@@ -1132,7 +1143,7 @@ cdef class RequestParser(_HeadParser):
         head.upgrade = upgrade
         head.expect_continue = f.expect_continue
         head.x_forwarded_for = forwarded_for
-        head.head_length = headlen
+        head.head_length = skip + headlen
         head.kept = kept
         head.raw = raw
         return head

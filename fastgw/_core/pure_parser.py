@@ -298,6 +298,16 @@ class RequestParser:
 
     def parse(self, buf) -> RequestHead | None:
         buf = bytes(buf)
+        # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored, at the start of a
+        # connection and between requests, but no more than a request line's worth of them.
+        # head_length counts them (the caller slices its buffer there); raw does not.
+        skip = 0
+        while buf.startswith(b"\r\n", skip):
+            skip += 2
+            if skip > self.max_request_line:
+                raise ParseError(400, "too many empty lines before the request line")
+        if skip:
+            buf = buf[skip:]
         found = _split_head(buf, self.max_request_line, 414, self.max_header_bytes)
         if found is None:
             return None
@@ -416,7 +426,7 @@ class RequestParser:
         head.upgrade = upgrade
         head.expect_continue = expect_continue
         head.x_forwarded_for = b", ".join(forwarded_for) if forwarded_for else None
-        head.head_length = end + 4
+        head.head_length = skip + end + 4
         dropped = _REQUEST_DROPPED | {b"expect"} if expect_continue else _REQUEST_DROPPED
         head.kept = _kept_lines(fields, dropped, connection)
         head.raw = buf[: end + 4]

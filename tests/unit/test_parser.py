@@ -440,9 +440,21 @@ MALFORMED_REQUESTS = [
                  id="no-version"),
     pytest.param(head_lines("GET\t/\tHTTP/1.1", HOST), 400, "malformed request line", {},
                  id="tabs-as-separators"),
-    pytest.param(b"\r\nGET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
-                 400, "malformed request line", {}, id="leading-empty-line"),
-    pytest.param(b"\r\n\r\n", 400, "malformed request line", {}, id="empty-head"),
+    # empty lines before the request line: CRLF only, a request line's worth at most
+    pytest.param(b"\r\n\nGET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                 400, "bare LF line ending", {}, id="bare-lf-after-empty-line"),
+    pytest.param(b"\r\n\r\rGET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                 400, "bare CR in head", {}, id="bare-cr-after-empty-lines"),
+    pytest.param(b"\r\n \r\nGET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                 400, "malformed request line", {}, id="whitespace-line-before-request"),
+    pytest.param(b"\r\n" * 51 + head_lines(GET, HOST), 400,
+                 "too many empty lines before the request line", {"max_request_line": 100},
+                 id="too-many-empty-lines"),
+    pytest.param(b"\r\n" * 51 + b"G@T / HTTP/1.1\r\n\r\n", 400,
+                 "too many empty lines before the request line", {"max_request_line": 100},
+                 id="too-many-empty-lines-first"),
+    pytest.param(b"\r\n\r\n" + head_lines("GET /caf\xc3\xa9 HTTP/1.1", HOST), 400,
+                 "invalid request target", {}, id="empty-lines-then-bad-target"),
     pytest.param(head_lines("GET /a\x7f HTTP/1.1", HOST), 400, "invalid request target", {},
                  id="del-in-target"),
     pytest.param(head_lines("GET /a\x00 HTTP/1.1", HOST), 400, "invalid request target", {},
@@ -684,6 +696,97 @@ def test_percent_escapes_at_every_position(parser_impl: ModuleType, at: int) -> 
                 assert result.target == target, target
             else:
                 assert result.reason == "invalid request target", target
+
+
+# --------------------------------------------------------------------------------------------
+# empty lines before a request line (RFC 9112 2.2)
+
+LEADING = [
+    pytest.param(b"\r\n", id="one"),
+    pytest.param(b"\r\n\r\n", id="two"),
+    pytest.param(b"\r\n" * 7, id="seven"),
+]
+
+
+@pytest.mark.parametrize("leading", LEADING)
+@pytest.mark.parametrize("head", [
+    head_lines("GET /a HTTP/1.1", "Host: example.com", "X-A: 1"),
+    head_lines("POST /b HTTP/1.1", "Host: example.com", "Content-Length: 3"),
+    head_lines("GET /c HTTP/1.0"),
+])
+def test_empty_lines_before_the_request_line_are_skipped(
+        parser_impl: ModuleType, leading: bytes, head: bytes) -> None:
+    parser = parser_impl.RequestParser()
+    data = leading + head
+    assert_prefixes(parser, parser_impl, data, None)
+    alone = parser.parse(head)
+    for buf in (data, bytearray(data), memoryview(data), data + b"abc\r\n\r\n"):
+        got = parser.parse(buf)
+        assert got.head_length == len(data)  # the caller slices its buffer here
+        assert got.raw == head and type(got.raw) is bytes  # raw starts at the request line
+        for name in ("method", "target", "path", "host", "version", "content_length", "kept",
+                     "keep_alive"):
+            assert getattr(got, name) == getattr(alone, name), name
+        assert got.header(b"x-a") == alone.header(b"x-a")
+        assert got.header(b"host") == alone.header(b"host")
+        assert got.forward(b"ip\r\n", b"h") == alone.forward(b"ip\r\n", b"h")
+
+
+def test_only_empty_lines_wait_up_to_the_limit(parser_impl: ModuleType) -> None:
+    parser = parser_impl.RequestParser(max_request_line=100)
+    for n in range(51):
+        assert parser.parse(b"\r\n" * n) is None
+        assert parser.parse(b"\r\n" * n + b"\r") is None
+        assert parser.parse(b"\r\n" * n + b"GET") is None
+    head = head_lines(GET, HOST)
+    assert parser.parse(b"\r\n" * 50 + head).head_length == 100 + len(head)
+    with pytest.raises(parser_impl.ParseError) as info:
+        parser.parse(b"\r\n" * 51)
+    assert (info.value.status, info.value.reason) == (
+        400, "too many empty lines before the request line")
+
+
+def test_empty_lines_limit_is_the_request_line_limit(parser_impl: ModuleType) -> None:
+    parser = parser_impl.RequestParser()  # max_request_line 8192
+    head = head_lines(GET, HOST)
+    assert parser.parse(b"\r\n" * 4096 + head).head_length == 8192 + len(head)
+    assert parser.parse(b"\r\n" * 4096) is None
+    for data in (b"\r\n" * 4097, b"\r\n" * 4097 + head, b"\r\n" * 5000):
+        with pytest.raises(parser_impl.ParseError) as info:
+            parser.parse(data)
+        assert (info.value.status, info.value.reason) == (
+            400, "too many empty lines before the request line")
+
+
+@pytest.mark.parametrize("data", [
+    b"\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"\r\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"\r\n\r\n\n",
+])
+def test_bare_lf_is_no_empty_line(parser_impl: ModuleType, data: bytes) -> None:
+    with pytest.raises(parser_impl.ParseError) as info:
+        parser_impl.RequestParser().parse(data)
+    assert (info.value.status, info.value.reason) == (400, "bare LF line ending")
+
+
+def test_pipelined_request_after_a_stray_crlf(parser_impl: ModuleType) -> None:
+    """A stray CRLF after a body, before the next request, as a caller slices its buffer."""
+    parser = parser_impl.RequestParser()
+    first = head_lines("POST /1 HTTP/1.1", "Host: h", "Content-Length: 5") + b"hello"
+    second = head_lines("GET /2 HTTP/1.1", "Host: h")
+    buf = first + b"\r\n" + second + b"\r\n\r\n"
+    head = parser.parse(buf)
+    buf = buf[head.head_length + head.content_length:]
+    head = parser.parse(buf)
+    assert (head.path, head.raw, head.head_length) == (b"/2", second, len(second) + 2)
+    buf = buf[head.head_length:]
+    assert buf == b"\r\n\r\n" and parser.parse(buf) is None
+
+
+def test_responses_do_not_skip_empty_lines(parser_impl: ModuleType) -> None:
+    with pytest.raises(parser_impl.ParseError) as info:
+        parser_impl.ResponseParser().parse(b"\r\nHTTP/1.1 200 OK\r\n\r\n")
+    assert (info.value.status, info.value.reason) == (502, "malformed status line")
 
 
 # --------------------------------------------------------------------------------------------

@@ -108,6 +108,8 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
                        str(len(body)).encode()))
     head = method + b" " + target + b" HTTP/" + version + b"\r\n"
     head += b"".join(name + b":" + value + b"\r\n" for name, value in fields) + b"\r\n"
+    if draw(rarely):
+        head = b"\r\n" * draw(st.integers(1, 3)) + head
     return {"head": head, "body": body, "method": method, "target": target, "fields": fields}
 
 
@@ -180,6 +182,13 @@ def kept_fields(kept: bytes) -> list[tuple[bytes, bytes]]:
 # --------------------------------------------------------------------------------------------
 # fastgw accepts, h11 rejects: the deliberate differences
 
+def leading_empty_lines(head: Any, data: bytes) -> bool:
+    """CRLFs before the request line. RFC 9112 2.2: a server SHOULD ignore at least one empty
+    line received before the request-line; fastgw ignores up to a request line's worth (and
+    head_length counts them). h11 answers "no request line received"."""
+    return data.startswith(b"\r\n")
+
+
 def transfer_coding_list(head: Any, data: bytes) -> bool:
     """A Transfer-Encoding other than one field that says exactly "chunked": a list of codings
     ending in chunked ("gzip, chunked"), the list split over several fields, or parameters.
@@ -191,7 +200,7 @@ def transfer_coding_list(head: Any, data: bytes) -> bool:
     return len(values) != 1 or values[0].lower() != b"chunked"
 
 
-DELIBERATELY_LOOSER = [transfer_coding_list]
+DELIBERATELY_LOOSER = [leading_empty_lines, transfer_coding_list]
 
 
 def check_against_h11(head: Any, data: bytes) -> None:
@@ -366,6 +375,7 @@ def test_compiled_matches_pure_on_chunked(compiled_parser: ModuleType, data: byt
 @pytest.mark.parametrize(
     "data",
     [
+        b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
          b"Transfer-Encoding: chunked\r\n\r\n"),
