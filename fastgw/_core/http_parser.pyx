@@ -1326,7 +1326,6 @@ cdef class ResponseParser(_HeadParser):
 
 cdef enum:
     S_SIZE
-    S_EXT
     S_SIZE_LF
     S_DATA
     S_DATA_CR
@@ -1334,10 +1333,85 @@ cdef enum:
     S_TRAILER
     S_TRAILER_LF
     S_DONE
+    # the extensions of a chunk-size line (RFC 9112 7.1.1), all numbered after S_DONE:
+    # chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+    S_SIZE_WS        # BWS after the size: only ';' may follow
+    S_EXT_PRE_NAME   # after ';' (and BWS): a name must follow
+    S_EXT_NAME       # in chunk-ext-name (token)
+    S_EXT_NAME_WS    # BWS after a name: '=' or ';' must follow
+    S_EXT_PRE_VALUE  # after '=' (and BWS): a token or a quoted-string must follow
+    S_EXT_TOKEN      # in a token value
+    S_EXT_QUOTED     # in a quoted-string
+    S_EXT_QPAIR      # after a backslash in a quoted-string
+    S_EXT_VALUE_END  # after a value: ';', BWS or the CRLF
+    S_EXT_VALUE_WS   # BWS after a value: ';' must follow
+
+
+cdef int _extension_step(int state, unsigned char c) except -1:
+    """One byte of a chunk extension: the next state, or ParseError(400)."""
+    if state == S_EXT_NAME or state == S_EXT_TOKEN:
+        if CLS[c] & C_TCHAR:
+            return state
+        if state == S_EXT_NAME:
+            if _ows(c):
+                return S_EXT_NAME_WS
+            if c == EQUALS:
+                return S_EXT_PRE_VALUE
+        state = S_EXT_VALUE_END  # a name without a value, or a token value, has ended
+    if state == S_EXT_QUOTED:
+        if c == DQUOTE:
+            return S_EXT_VALUE_END
+        if c == BACKSLASH:
+            return S_EXT_QPAIR
+        if CLS[c] & C_QDTEXT:
+            return S_EXT_QUOTED
+        raise ParseError(400, "invalid quoted string in chunk extension")
+    if state == S_EXT_QPAIR:
+        if CLS[c] & C_VALUE:  # HTAB / SP / VCHAR / obs-text
+            return S_EXT_QUOTED
+        raise ParseError(400, "invalid quoted string in chunk extension")
+    if state == S_EXT_VALUE_END:
+        if c == SEMI:
+            return S_EXT_PRE_NAME
+        if c == CR:
+            return S_SIZE_LF
+        if _ows(c):
+            return S_EXT_VALUE_WS
+    elif state == S_EXT_PRE_NAME:
+        if CLS[c] & C_TCHAR:
+            return S_EXT_NAME
+        if _ows(c):
+            return state
+        if c == CR or c == SEMI or c == EQUALS:
+            raise ParseError(400, "empty chunk extension name")
+    elif state == S_EXT_PRE_VALUE:
+        if CLS[c] & C_TCHAR:
+            return S_EXT_TOKEN
+        if c == DQUOTE:
+            return S_EXT_QUOTED
+        if _ows(c):
+            return state
+        if c == CR or c == SEMI:
+            raise ParseError(400, "empty chunk extension value")
+    elif state == S_SIZE_WS:
+        if c == SEMI:
+            return S_EXT_PRE_NAME
+        if _ows(c):
+            return state
+        raise ParseError(400, "invalid chunk size")
+    else:  # S_EXT_NAME_WS, S_EXT_VALUE_WS: BWS must lead to what follows it
+        if _ows(c):
+            return state
+        if c == SEMI:
+            return S_EXT_PRE_NAME
+        if c == EQUALS and state == S_EXT_NAME_WS:
+            return S_EXT_PRE_VALUE
+    raise ParseError(400, "invalid character in chunk extension")
 
 
 cdef class ChunkedReader:
-    """Validates a chunked body as it passes (RFC 9112 7.1), without copying data.
+    """Validates a chunked body as it passes (RFC 9112 7.1), chunk extensions to their grammar
+    (7.1.1), without copying data.
 
     ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
     when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
@@ -1397,20 +1471,19 @@ cdef class ChunkedReader:
                         raise ParseError(400, "chunk size too large")
                     remaining = remaining * 16 + h
                 elif c == SEMI and self.digits:  # ';' starts a chunk extension
-                    state = S_EXT
+                    state = S_EXT_PRE_NAME
+                elif _ows(c) and self.digits:  # BWS before a ';'
+                    state = S_SIZE_WS
                 elif c == CR and self.digits:
                     state = S_SIZE_LF
                 else:
                     raise ParseError(400, "invalid chunk size")
                 self.line_len += 1
-            elif state == S_EXT:
+            elif state > S_DONE:  # in the extensions of a chunk-size line
                 self.line_len += 1
                 if self.line_len > MAX_CHUNK_LINE:
                     raise ParseError(400, "chunk extension too long")
-                if c == CR:
-                    state = S_SIZE_LF
-                elif not (CLS[c] & C_VALUE):
-                    raise ParseError(400, "invalid character in chunk extension")
+                state = _extension_step(state, c)
             elif state == S_SIZE_LF:
                 if c != LF:
                     raise ParseError(400, "invalid chunk size line ending")

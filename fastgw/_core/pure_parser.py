@@ -517,11 +517,92 @@ class ResponseParser:
 
 
 # ChunkedReader states
-_SIZE, _EXT, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TRAILER, _TRAILER_LF, _DONE = range(9)
+_SIZE, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TRAILER, _TRAILER_LF, _DONE = range(8)
+# ... and those of a chunk-size line's extensions (RFC 9112 7.1.1), all numbered after _DONE:
+# chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+(_SIZE_WS,        # BWS after the size: only ";" may follow
+ _EXT_PRE_NAME,   # after ";" (and BWS): a name must follow
+ _EXT_NAME,       # in chunk-ext-name (token)
+ _EXT_NAME_WS,    # BWS after a name: "=" or ";" must follow
+ _EXT_PRE_VALUE,  # after "=" (and BWS): a token or a quoted-string must follow
+ _EXT_TOKEN,      # in a token value
+ _EXT_QUOTED,     # in a quoted-string
+ _EXT_QPAIR,      # after a backslash in a quoted-string
+ _EXT_VALUE_END,  # after a value: ";", BWS or the CRLF
+ _EXT_VALUE_WS,   # BWS after a value: ";" must follow
+ ) = range(8, 18)
+_OWS = (0x20, 0x09)
+# quoted-string (RFC 9110 5.6.4): qdtext, and what may follow a backslash (quoted-pair)
+_QDTEXT = frozenset({0x09, 0x20, 0x21}) | frozenset(range(0x23, 0x5C)) | frozenset(
+    range(0x5D, 0x7F)) | frozenset(range(0x80, 0x100))
+_QPAIR = _VALUE_OK  # HTAB / SP / VCHAR / obs-text
+
+
+def _extension_step(state: int, c: int) -> int:
+    """One byte of a chunk extension: the next state, or ParseError(400)."""
+    if state in (_EXT_NAME, _EXT_TOKEN):
+        if c in _TCHAR:
+            return state
+        if state == _EXT_NAME:
+            if c in _OWS:
+                return _EXT_NAME_WS
+            if c == 0x3D:  # "="
+                return _EXT_PRE_VALUE
+        state = _EXT_VALUE_END  # a name without a value, or a token value, has ended
+    if state == _EXT_QUOTED:
+        if c == 0x22:
+            return _EXT_VALUE_END
+        if c == 0x5C:
+            return _EXT_QPAIR
+        if c in _QDTEXT:
+            return _EXT_QUOTED
+        raise ParseError(400, "invalid quoted string in chunk extension")
+    if state == _EXT_QPAIR:
+        if c in _QPAIR:
+            return _EXT_QUOTED
+        raise ParseError(400, "invalid quoted string in chunk extension")
+    if state == _EXT_VALUE_END:
+        if c == 0x3B:
+            return _EXT_PRE_NAME
+        if c == 0x0D:
+            return _SIZE_LF
+        if c in _OWS:
+            return _EXT_VALUE_WS
+    elif state == _EXT_PRE_NAME:
+        if c in _TCHAR:
+            return _EXT_NAME
+        if c in _OWS:
+            return state
+        if c == 0x0D or c == 0x3B or c == 0x3D:
+            raise ParseError(400, "empty chunk extension name")
+    elif state == _EXT_PRE_VALUE:
+        if c in _TCHAR:
+            return _EXT_TOKEN
+        if c == 0x22:
+            return _EXT_QUOTED
+        if c in _OWS:
+            return state
+        if c == 0x0D or c == 0x3B:
+            raise ParseError(400, "empty chunk extension value")
+    elif state == _SIZE_WS:
+        if c == 0x3B:
+            return _EXT_PRE_NAME
+        if c in _OWS:
+            return state
+        raise ParseError(400, "invalid chunk size")
+    else:  # _EXT_NAME_WS, _EXT_VALUE_WS: BWS must lead to what follows it
+        if c in _OWS:
+            return state
+        if c == 0x3B:
+            return _EXT_PRE_NAME
+        if c == 0x3D and state == _EXT_NAME_WS:
+            return _EXT_PRE_VALUE
+    raise ParseError(400, "invalid character in chunk extension")
 
 
 class ChunkedReader:
-    """Validates a chunked body as it passes (RFC 9112 7.1), without copying data.
+    """Validates a chunked body as it passes (RFC 9112 7.1), chunk extensions to their grammar
+    (7.1.1), without copying data.
 
     ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
     when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
@@ -562,20 +643,19 @@ class ChunkedReader:
                         raise ParseError(400, "chunk size too large")
                     self.remaining = self.remaining * 16 + int(chr(c), 16)
                 elif c == 0x3B and self.digits:  # ';' starts a chunk extension
-                    state = _EXT
+                    state = _EXT_PRE_NAME
+                elif (c == 0x20 or c == 0x09) and self.digits:  # BWS before a ';'
+                    state = _SIZE_WS
                 elif c == 0x0D and self.digits:
                     state = _SIZE_LF
                 else:
                     raise ParseError(400, "invalid chunk size")
                 self.line_len += 1
-            elif state == _EXT:
+            elif state > _DONE:  # in the extensions of a chunk-size line
                 self.line_len += 1
                 if self.line_len > MAX_CHUNK_LINE:
                     raise ParseError(400, "chunk extension too long")
-                if c == 0x0D:
-                    state = _SIZE_LF
-                elif c not in _VALUE_OK:
-                    raise ParseError(400, "invalid character in chunk extension")
+                state = _extension_step(state, c)
             elif state == _SIZE_LF:
                 if c != 0x0A:
                     raise ParseError(400, "invalid chunk size line ending")

@@ -7,7 +7,7 @@ the cases below where fastgw is deliberately looser; each is a named predicate w
 (fastgw is stricter than h11 in many places: bare LF line endings, control characters in field
 values, Transfer-Encoding with Content-Length, HTTP/1.0 with Transfer-Encoding, HTTP versions
 other than 1.0 and 1.1, Host syntax, request-target bytes outside RFC 3986 (h11 allows any
-VCHAR). Those are not exceptions: they only make fastgw reject.)
+VCHAR), chunk extensions. Those are not exceptions: they only make fastgw reject.)
 
 The compiled extension must match the pure twin exactly: same head attributes, or the same
 error status and reason, on any bytes, whole or cut short.
@@ -338,8 +338,10 @@ def test_compiled_matches_pure_on_responses(compiled_parser: ModuleType, data: b
 @st.composite
 def chunked_streams(draw: st.DrawFn) -> bytes:
     out = b""
+    extensions = [b"", b";a=b", b";x", b" ;x", b"; a = \"q\\\"\"", b";a=\"\";b", b";", b";a=",
+                  b";a ", b" ", b";a=\"x", b";a=b c", b";a=\"\x00\"", b";\xe9"]
     for chunk in draw(st.lists(st.binary(min_size=1, max_size=20), max_size=4)):
-        out += b"%x" % len(chunk) + draw(st.sampled_from([b"", b";a=b", b";x"])) + b"\r\n"
+        out += b"%x" % len(chunk) + draw(st.sampled_from(extensions)) + b"\r\n"
         out += chunk + b"\r\n"
     out += b"0\r\n" + draw(st.sampled_from([b"", b"X-T: 1\r\n", b"X-T: 1\r\nX-U:\r\n",
                                             b"no colon\r\n", b"X:a:b\r\n"])) + b"\r\n"
