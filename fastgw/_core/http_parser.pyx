@@ -177,11 +177,10 @@ ctypedef struct Fields:
     Py_ssize_t host        # line index of the (last) Host field
     Py_ssize_t n_length
     Py_ssize_t n_encoding
-    Py_ssize_t encoding_bytes
     Py_ssize_t n_xff
     Py_ssize_t xff_bytes
-    Py_ssize_t upgrade     # line index of the last Upgrade field, or -1
-    bint expect_continue
+    Py_ssize_t n_upgrade
+    Py_ssize_t n_expect
     bint conn_close        # Connection lists "close"
     bint conn_keep_alive   # ... "keep-alive"
     bint conn_upgrade      # ... "upgrade"
@@ -196,6 +195,7 @@ cdef bytes M_DELETE = b"DELETE"
 cdef bytes M_PATCH = b"PATCH"
 cdef bytes M_OPTIONS = b"OPTIONS"
 cdef bytes EMPTY = b""
+cdef bytes CHUNKED = b"chunked"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +442,36 @@ cdef void _connection_tokens(const unsigned char *p, Py_ssize_t a, Py_ssize_t ve
         a = b + 1
 
 
+cdef int _expectations(const unsigned char *p, Line *lines, Py_ssize_t nlines) noexcept:
+    """The elements of the Expect fields: bit 1 if one is 100-continue (any case), bit 2 if one
+    is another expectation."""
+    cdef Py_ssize_t k, a, b, ts, te, ve
+    cdef const unsigned char *q
+    cdef int found = 0
+    for k in range(1, nlines):
+        if lines[k].kind != K_EXPECT:
+            continue
+        a = lines[k].vstart
+        ve = lines[k].vend
+        while True:
+            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
+            b = ve if q == NULL else q - p
+            ts = a
+            te = b
+            while ts < te and _ows(p[ts]):
+                ts += 1
+            while te > ts and _ows(p[te - 1]):
+                te -= 1
+            if te - ts == 12 and _lower_eq(p + ts, b"100-continue", 12):
+                found |= 1
+            elif te > ts:
+                found |= 2
+            if b == ve:
+                break
+            a = b + 1
+    return found
+
+
 cdef bint _listed(const unsigned char *p, Line *lines, Py_ssize_t nlines,
                   Py_ssize_t k) noexcept:
     """Whether a Connection field lists the name of line k (ASCII case-insensitive)."""
@@ -533,11 +563,10 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
     f.host = -1
     f.n_length = 0
     f.n_encoding = 0
-    f.encoding_bytes = 0
     f.n_xff = 0
     f.xff_bytes = 0
-    f.upgrade = -1
-    f.expect_continue = False
+    f.n_upgrade = 0
+    f.n_expect = 0
     f.conn_close = False
     f.conn_keep_alive = False
     f.conn_upgrade = False
@@ -579,28 +608,29 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
             f.n_length += 1
         elif kind == K_TRANSFER_ENCODING:
             f.n_encoding += 1
-            f.encoding_bytes += ve - vs
         elif kind == K_CONNECTION:
             _connection_tokens(p, vs, ve, f)
         elif kind == K_UPGRADE:
-            f.upgrade = k
+            f.n_upgrade += 1
         elif kind == K_XFF:
             f.n_xff += 1
             f.xff_bytes += ve - vs
         elif kind == K_EXPECT:
-            if ve - vs == 12 and _lower_eq(p + vs, b"100-continue", 12):
-                f.expect_continue = True
+            f.n_expect += 1
     return 0
 
 
 cdef Py_ssize_t _codings(const unsigned char *p, Line *lines, Py_ssize_t nlines, int status,
-                         Py_ssize_t *n_chunked, bint *last_chunked) except -1:
-    """Check the Transfer-Encoding codings; returns how many there are."""
+                         Py_ssize_t *n_chunked, bint *last_chunked,
+                         bint *last_params) except -1:
+    """Check the Transfer-Encoding codings; returns how many there are. ``last_params``: the
+    last coding has parameters."""
     cdef Py_ssize_t k, a, b, ts, te, ne, ve, count = 0
     cdef const unsigned char *q
     cdef bint is_chunked
     n_chunked[0] = 0
     last_chunked[0] = False
+    last_params[0] = False
     for k in range(1, nlines):
         if lines[k].kind != K_TRANSFER_ENCODING:
             continue
@@ -628,6 +658,7 @@ cdef Py_ssize_t _codings(const unsigned char *p, Line *lines, Py_ssize_t nlines,
                 if is_chunked:
                     n_chunked[0] += 1
                 last_chunked[0] = is_chunked
+                last_params[0] = q != NULL  # the ';' found above
             if b == ve:
                 break
             a = b + 1
@@ -685,6 +716,64 @@ cdef bytes _join(const unsigned char *p, Line *lines, Py_ssize_t nlines, int kin
         m = lines[k].vend - lines[k].vstart
         memcpy(w, p + lines[k].vstart, m)
         w += m
+    return out
+
+
+cdef inline bint _protocol_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """p[a:b] is an Upgrade protocol: protocol-name ["/" protocol-version], both tokens."""
+    cdef const unsigned char *q = <const unsigned char *>memchr(p + a, b'/', b - a)
+    cdef Py_ssize_t s = b if q == NULL else q - p
+    if s == a or not _all(p, a, s, C_TCHAR):
+        return False
+    return s == b or (s + 1 < b and _all(p, s + 1, b, C_TCHAR))
+
+
+cdef object _elements(const unsigned char *p, Line *lines, Py_ssize_t nlines, int kind,
+                      bint protocols):
+    """The list (RFC 9110 5.6.1) in the fields of one kind, spelled canonically: the elements
+    without OWS around them, empty ones left out, joined by ", " (one allocation); None when
+    it has no element. ``protocols``: each element must be an Upgrade protocol (else 400)."""
+    cdef Py_ssize_t k, a, b, ts, te, ve, total = 0, count = 0
+    cdef const unsigned char *q
+    cdef int step
+    cdef bytes out = None
+    cdef char *w = NULL
+    for step in range(2):  # measure (and check), then copy
+        for k in range(1, nlines):
+            if lines[k].kind != kind:
+                continue
+            a = lines[k].vstart
+            ve = lines[k].vend
+            while True:
+                q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
+                b = ve if q == NULL else q - p
+                ts = a
+                te = b
+                while ts < te and _ows(p[ts]):
+                    ts += 1
+                while te > ts and _ows(p[te - 1]):
+                    te -= 1
+                if te > ts:
+                    if step == 0:
+                        if protocols and not _protocol_ok(p, ts, te):
+                            raise ParseError(400, "invalid Upgrade")
+                        total += te - ts
+                        count += 1
+                    else:
+                        if w != PyBytes_AS_STRING(out):
+                            w[0] = b','
+                            w[1] = b' '
+                            w += 2
+                        memcpy(w, p + ts, te - ts)
+                        w += te - ts
+                if b == ve:
+                    break
+                a = b + 1
+        if step == 0:
+            if count == 0:
+                return None
+            out = PyBytes_FromStringAndSize(NULL, total + 2 * (count - 1))
+            w = PyBytes_AS_STRING(out)
     return out
 
 
@@ -1053,8 +1142,6 @@ cdef class RequestParser(_HeadParser):
             raise ParseError(400, "missing Host header")
         if s1 == 7 and memcmp(p, b"CONNECT", 7) == 0:
             raise ParseError(405, "CONNECT is not supported by a reverse proxy")
-        if version != 11:  # RFC 9110 10.1.1: an HTTP/1.0 client's 100-continue is ignored
-            f.expect_continue = False
 
         cdef const unsigned char *t = p + s1 + 1
         cdef Py_ssize_t tlen = s2 - s1 - 1
@@ -1090,27 +1177,43 @@ cdef class RequestParser(_HeadParser):
         cdef bint chunked = False
         cdef bytes transfer_encoding = None
         cdef long long content_length = -1
-        cdef Py_ssize_t n_chunked
-        cdef bint last_chunked
+        cdef Py_ssize_t n_codings, n_chunked
+        cdef bint last_chunked, last_params
         if f.n_encoding:
             if f.n_length:
                 raise ParseError(400, "both Content-Length and Transfer-Encoding")
             if version == 10:
                 raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
-            if _codings(p, lines, nlines, 400, &n_chunked, &last_chunked) == 0:
+            n_codings = _codings(p, lines, nlines, 400, &n_chunked, &last_chunked, &last_params)
+            if n_codings == 0:
                 raise ParseError(400, "empty Transfer-Encoding")
             if not last_chunked or n_chunked != 1:
                 raise ParseError(400, "Transfer-Encoding does not end in chunked")
+            # RFC 9112 7: chunked has no parameters. RFC 9112 6.1: a coding the gateway does
+            # not implement gets 501 (it only understands chunked, as nginx). So the list,
+            # however spelled (",chunked", two fields), is forwarded as exactly "chunked".
+            if last_params:
+                raise ParseError(400, "parameters on the chunked transfer coding")
+            if n_codings != 1:
+                raise ParseError(501, "unsupported transfer coding")
             chunked = True
-            transfer_encoding = _join(p, lines, nlines, K_TRANSFER_ENCODING, f.n_encoding,
-                                      f.encoding_bytes)
+            transfer_encoding = CHUNKED
         elif f.n_length:
             content_length = _content_length(p, lines, nlines, 400)
 
+        # Upgrade counts only when Connection lists it; then the protocols are forwarded in the
+        # gateway's spelling (all fields, no empty elements), never the client's lines.
         cdef bytes upgrade = None
-        if f.upgrade >= 0 and f.conn_upgrade:
-            upgrade = PyBytes_FromStringAndSize(<const char *>p + lines[f.upgrade].vstart,
-                                                lines[f.upgrade].vend - lines[f.upgrade].vstart)
+        if f.n_upgrade and f.conn_upgrade:
+            upgrade = _elements(p, lines, nlines, K_UPGRADE, True)
+        # Expect: 100-continue, in any case, repeated or among empty elements, is the gateway's
+        # own (answered here; RFC 9110 10.1.1: ignored in HTTP/1.0) and never forwarded. Mixed
+        # with another expectation it cannot be half-met: 417. Other expectations alone are
+        # not interpreted and pass verbatim.
+        cdef int expect = _expectations(p, lines, nlines) if f.n_expect else 0
+        if expect == 3:
+            raise ParseError(417, "unsupported expectation")
+        cdef bint saw_continue = expect == 1
         cdef bytes forwarded_for = None
         if f.n_xff:
             forwarded_for = _join(p, lines, nlines, K_XFF, f.n_xff, f.xff_bytes)
@@ -1118,7 +1221,7 @@ cdef class RequestParser(_HeadParser):
         for i in range(1, nlines):
             kind = lines[i].kind
             lines[i].keep = kind == K_OTHER or kind == K_CLOSE or (
-                kind == K_EXPECT and not f.expect_continue)
+                kind == K_EXPECT and not saw_continue)
         if f.conn_close or f.conn_other:
             _mark_listed(p, lines, nlines, &f)
         cdef bytes kept = _kept(p, lines, nlines)
@@ -1141,7 +1244,7 @@ cdef class RequestParser(_HeadParser):
         else:
             head.keep_alive = f.conn_keep_alive and not f.conn_close
         head.upgrade = upgrade
-        head.expect_continue = f.expect_continue
+        head.expect_continue = saw_continue and version == 11
         head.x_forwarded_for = forwarded_for
         head.head_length = skip + headlen
         head.kept = kept
@@ -1270,14 +1373,15 @@ cdef class ResponseParser(_HeadParser):
         cdef bytes transfer_encoding = None
         cdef long long content_length = -1
         cdef Py_ssize_t n_chunked
-        cdef bint last_chunked
+        cdef bint last_chunked, last_params
         if f.n_encoding:
             if f.n_length:
                 raise ParseError(502, "both Content-Length and Transfer-Encoding in response")
-            if _codings(p, lines, nlines, 502, &n_chunked, &last_chunked) == 0:
+            if _codings(p, lines, nlines, 502, &n_chunked, &last_chunked, &last_params) == 0:
                 raise ParseError(502, "empty Transfer-Encoding")
-            transfer_encoding = _join(p, lines, nlines, K_TRANSFER_ENCODING, f.n_encoding,
-                                      f.encoding_bytes)
+            # forwarded in canonical spelling: the elements, without empty ones or OWS around
+            # them, joined by ", " (",chunked" -> "chunked", "gzip ,, chunked" -> "gzip, chunked")
+            transfer_encoding = _elements(p, lines, nlines, K_TRANSFER_ENCODING, False)
             if last_chunked:
                 if n_chunked != 1:
                     raise ParseError(502, "chunked applied twice")
@@ -1295,10 +1399,11 @@ cdef class ResponseParser(_HeadParser):
                                  or kind == K_CONTENT_LENGTH or kind == K_TRANSFER_ENCODING)
         if f.conn_close or f.conn_other:
             _mark_listed(p, lines, nlines, &f)
+        # the protocols the client is told about after a 101, in the same canonical spelling
+        # (not validated: the gateway relays them, it does not act on them)
         cdef bytes upgrade = None
-        if f.upgrade >= 0:
-            upgrade = PyBytes_FromStringAndSize(<const char *>p + lines[f.upgrade].vstart,
-                                                lines[f.upgrade].vend - lines[f.upgrade].vstart)
+        if f.n_upgrade:
+            upgrade = _elements(p, lines, nlines, K_UPGRADE, False)
         cdef bytes reason = EMPTY
         if first > 13:
             reason = PyBytes_FromStringAndSize(<const char *>p + 13, first - 13)

@@ -231,18 +231,27 @@ def _content_length(values: list[bytes], error_status: int) -> int:
     return result
 
 
-def _codings(values: list[bytes], error_status: int) -> list[bytes]:
-    codings = []
+def _elements(values: list[bytes]) -> list[bytes]:
+    """The elements of a comma-separated list split over fields (RFC 9110 5.6.1): each without
+    surrounding OWS, empty ones left out."""
+    out = []
     for value in values:
         for part in value.split(b","):
-            part = part.strip(b" \t").lower()
-            if not part:
-                continue
-            # a coding may carry parameters; its name is a token
-            name = part.split(b";", 1)[0].strip(b" \t")
-            if not name or any(c not in _TCHAR for c in name):
-                raise ParseError(error_status, "invalid Transfer-Encoding")
-            codings.append(name)
+            part = part.strip(b" \t")
+            if part:
+                out.append(part)
+    return out
+
+
+def _codings(values: list[bytes], error_status: int) -> list[tuple[bytes, bool, bytes]]:
+    """The transfer codings: (lowercase name, has parameters, the element as sent)."""
+    codings = []
+    for part in _elements(values):
+        # a coding may carry parameters; its name is a token
+        name = part.split(b";", 1)[0].strip(b" \t")
+        if not name or any(c not in _TCHAR for c in name):
+            raise ParseError(error_status, "invalid Transfer-Encoding")
+        codings.append((name.lower(), b";" in part, part))
     if not codings:
         raise ParseError(error_status, "empty Transfer-Encoding")
     return codings
@@ -285,6 +294,18 @@ def _target_ok(target: bytes) -> bool:
                 or any(c not in _URI_OK for c in target[cut:])):
             return False
     return b"%" not in target or _pct_ok(target)
+
+
+def _protocols(values: list[bytes]) -> bytes | None:
+    """A request's Upgrade list (RFC 9110 7.8), validated (protocol-name ["/" protocol-version],
+    both tokens) and spelled canonically: the elements joined by ", "; None if it is empty."""
+    protocols = _elements(values)
+    for proto in protocols:
+        name, slash, version = proto.partition(b"/")
+        if (not name or any(c not in _TCHAR for c in name)
+                or (slash and (not version or any(c not in _TCHAR for c in version)))):
+            raise ParseError(400, "invalid Upgrade")
+    return b", ".join(protocols) or None
 
 
 class RequestParser:
@@ -341,8 +362,8 @@ class RequestParser:
         lengths = []
         encodings = []
         forwarded_for = []
-        upgrade = None
-        expect_continue = False
+        upgrades = []
+        expects = []
         for lname, value, _line in fields:
             if lname == b"host":
                 hosts.append(value)
@@ -353,9 +374,9 @@ class RequestParser:
             elif lname == b"x-forwarded-for":
                 forwarded_for.append(value)
             elif lname == b"upgrade":
-                upgrade = value
-            elif lname == b"expect" and value.lower() == b"100-continue":
-                expect_continue = True
+                upgrades.append(value)
+            elif lname == b"expect":
+                expects.append(value)
 
         if len(hosts) > 1:
             raise ParseError(400, "more than one Host header")
@@ -368,7 +389,6 @@ class RequestParser:
             raise ParseError(400, "missing Host header")
         if method == b"CONNECT":
             raise ParseError(405, "CONNECT is not supported by a reverse proxy")
-        expect_continue = expect_continue and version == 11  # RFC 9110 10.1.1: 1.0 ignores it
 
         path = target
         if target[:1] != b"/":
@@ -396,10 +416,18 @@ class RequestParser:
             if version == 10:
                 raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
             codings = _codings(encodings, 400)
-            if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+            names = [name for name, _params, _element in codings]
+            if names[-1] != b"chunked" or names.count(b"chunked") != 1:
                 raise ParseError(400, "Transfer-Encoding does not end in chunked")
+            # RFC 9112 7: chunked has no parameters. RFC 9112 6.1: a coding the gateway does
+            # not implement gets 501 (it only understands chunked, as nginx). So the list,
+            # however spelled (",chunked", two fields), is forwarded as exactly "chunked".
+            if codings[-1][1]:
+                raise ParseError(400, "parameters on the chunked transfer coding")
+            if len(codings) != 1:
+                raise ParseError(501, "unsupported transfer coding")
             chunked = True
-            transfer_encoding = b", ".join(encodings)
+            transfer_encoding = b"chunked"
             content_length = -1
         else:
             chunked = False
@@ -410,8 +438,18 @@ class RequestParser:
             keep_alive = b"close" not in connection
         else:
             keep_alive = b"keep-alive" in connection and b"close" not in connection
-        if upgrade is not None and b"upgrade" not in connection:
-            upgrade = None
+        # Upgrade counts only when Connection lists it; then the protocols are forwarded in
+        # the gateway's spelling (all fields, no empty elements), never the client's lines.
+        upgrade = _protocols(upgrades) if upgrades and b"upgrade" in connection else None
+        # Expect: 100-continue, in any case, repeated or among empty elements, is the gateway's
+        # own (answered here; RFC 9110 10.1.1: ignored in HTTP/1.0) and never forwarded. Mixed
+        # with another expectation it cannot be half-met: 417. Other expectations alone are
+        # not interpreted and pass verbatim.
+        expectations = [e.lower() for e in _elements(expects)]
+        saw_continue = b"100-continue" in expectations
+        if saw_continue and expectations.count(b"100-continue") != len(expectations):
+            raise ParseError(417, "unsupported expectation")
+        expect_continue = saw_continue and version == 11
 
         head = RequestHead()
         head.method = method
@@ -427,7 +465,7 @@ class RequestParser:
         head.expect_continue = expect_continue
         head.x_forwarded_for = b", ".join(forwarded_for) if forwarded_for else None
         head.head_length = skip + end + 4
-        dropped = _REQUEST_DROPPED | {b"expect"} if expect_continue else _REQUEST_DROPPED
+        dropped = _REQUEST_DROPPED | {b"expect"} if saw_continue else _REQUEST_DROPPED
         head.kept = _kept_lines(fields, dropped, connection)
         head.raw = buf[: end + 4]
         return head
@@ -474,14 +512,14 @@ class ResponseParser:
         fields, connection = _parse_fields(lines, self.max_headers, _RESPONSE_DROPPED, 502)
         lengths = []
         encodings = []
-        upgrade = None
+        upgrades = []
         for lname, value, _line in fields:
             if lname == b"content-length":
                 lengths.append(value)
             elif lname == b"transfer-encoding":
                 encodings.append(value)
             elif lname == b"upgrade":
-                upgrade = value
+                upgrades.append(value)
         keep_alive = (b"close" not in connection) if version == 11 else (
             b"keep-alive" in connection and b"close" not in connection)
         chunked = False
@@ -491,9 +529,12 @@ class ResponseParser:
             if lengths:
                 raise ParseError(502, "both Content-Length and Transfer-Encoding in response")
             codings = _codings(encodings, 502)
-            transfer_encoding = b", ".join(encodings)
-            if codings[-1] == b"chunked":
-                if codings.count(b"chunked") != 1:
+            # forwarded in canonical spelling: the elements, without empty ones or OWS around
+            # them, joined by ", " (",chunked" -> "chunked", "gzip ,, chunked" -> "gzip, chunked")
+            transfer_encoding = b", ".join(element for _name, _params, element in codings)
+            names = [name for name, _params, _element in codings]
+            if names[-1] == b"chunked":
+                if names.count(b"chunked") != 1:
                     raise ParseError(502, "chunked applied twice")
                 chunked = True
             else:
@@ -509,7 +550,9 @@ class ResponseParser:
         head.chunked = chunked
         head.transfer_encoding = transfer_encoding
         head.keep_alive = keep_alive
-        head.upgrade = upgrade
+        # the protocols the client is told about after a 101, in the same canonical spelling
+        # (not validated: the gateway relays them, it does not act on them)
+        head.upgrade = (b", ".join(_elements(upgrades)) or None) if upgrades else None
         head.head_length = end + 4
         head.kept = _kept_lines(fields, _RESPONSE_DROPPED, connection)
         head.raw = buf[: end + 4]
