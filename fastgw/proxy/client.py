@@ -149,6 +149,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         if head is None:
             if self.eof:
                 self._close()
+            elif not self.buf.strip(b"\r\n"):  # only the empty lines a request may follow
+                self.phase = IDLE  # (RFC 9112 2.2): still idle, not a request taking long
+                self.deadline = gw.now + gw.idle_timeout
             return
         exchange = self.exchange = Exchange(self, head)  # routes it
         if exchange.refusal is not None:

@@ -183,6 +183,25 @@ def test_head_timeout_is_408(world):
     assert (x.ending, x.status, x.head) == (ex.ANSWERED, 408, None)
 
 
+def test_empty_lines_alone_keep_a_connection_idle(world):
+    """CRLFs before a request (RFC 9112 2.2) are no request yet: the idle timeout applies and
+    runs out silently, not a 408."""
+    client, out = world.client()
+    client.data_received(b"GET /nope HTTP/1.1\r\nHost: h\r\n\r\n\r\n")  # 404, then a CRLF
+    world.run(0.01)  # the next pipelined request is read from the loop
+    assert len(world.finished) == 1
+    client.data_received(b"\r\n")
+    assert client.phase == 0 and client.deadline == world.gw.now + world.gw.idle_timeout
+    client.on_deadline()
+    assert out.closed and b"408" not in out.out and len(world.finished) == 1
+
+    client, out = world.client()  # the same on a fresh connection
+    client.data_received(b"\r\n\r")
+    assert client.phase == 0
+    client.data_received(b"\nGET /nope HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert out.out.startswith(b"HTTP/1.1 404 ")
+
+
 def test_idle_connection_that_closes_makes_no_exchange(world):
     client, _ = world.client()
     client.on_deadline()
