@@ -19,8 +19,16 @@ from __future__ import annotations
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # field-value bytes: VCHAR, obs-text, SP, HTAB
 _VALUE_OK = frozenset(range(0x20, 0x7F)) | frozenset(range(0x80, 0x100)) | {0x09}
-# request-target bytes: VCHAR and obs-text, no space or control
+# VCHAR and obs-text: what an absolute-form authority may hold before its own check (the Host
+# rules below) names the fault
 _TARGET_OK = frozenset(range(0x21, 0x7F)) | frozenset(range(0x80, 0x100))
+# request-target bytes (RFC 3986 as RFC 9112 3.2 uses it): unreserved, sub-delims, ":", "@",
+# "/", "?", and "%", which must begin a pct-encoded triplet. No space, control, DEL, non-ASCII,
+# fragment ("#"), or any of " < > \ ^ ` { | } [ ] (brackets only in an absolute-form authority).
+_URI_OK = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?%"
+)
+_HEXDIG = frozenset(b"0123456789abcdefABCDEF")
 # Host: reg-name / IP-literal / port characters
 _HOST_OK = frozenset(
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
@@ -223,21 +231,81 @@ def _content_length(values: list[bytes], error_status: int) -> int:
     return result
 
 
-def _codings(values: list[bytes], error_status: int) -> list[bytes]:
-    codings = []
+def _elements(values: list[bytes]) -> list[bytes]:
+    """The elements of a comma-separated list split over fields (RFC 9110 5.6.1): each without
+    surrounding OWS, empty ones left out."""
+    out = []
     for value in values:
         for part in value.split(b","):
-            part = part.strip(b" \t").lower()
-            if not part:
-                continue
-            # a coding may carry parameters; its name is a token
-            name = part.split(b";", 1)[0].strip(b" \t")
-            if not name or any(c not in _TCHAR for c in name):
-                raise ParseError(error_status, "invalid Transfer-Encoding")
-            codings.append(name)
+            part = part.strip(b" \t")
+            if part:
+                out.append(part)
+    return out
+
+
+def _codings(values: list[bytes], error_status: int) -> list[tuple[bytes, bool, bytes]]:
+    """The transfer codings: (lowercase name, has parameters, the element as sent)."""
+    codings = []
+    for part in _elements(values):
+        # a coding may carry parameters; its name is a token
+        name = part.split(b";", 1)[0].strip(b" \t")
+        if not name or any(c not in _TCHAR for c in name):
+            raise ParseError(error_status, "invalid Transfer-Encoding")
+        codings.append((name.lower(), b";" in part, part))
     if not codings:
         raise ParseError(error_status, "empty Transfer-Encoding")
     return codings
+
+
+def _pct_ok(data: bytes) -> bool:
+    """Every "%" in data begins a pct-encoded triplet: "%" HEXDIG HEXDIG."""
+    i = data.find(b"%")
+    while i >= 0:
+        if i + 2 >= len(data) or data[i + 1] not in _HEXDIG or data[i + 2] not in _HEXDIG:
+            return False
+        i = data.find(b"%", i + 3)
+    return True
+
+
+def _authority_end(target: bytes, rest: int) -> int:
+    """Where the authority of an absolute-form target that starts at ``rest`` ends."""
+    cut = len(target)
+    for sep in (b"/", b"?", b"#"):
+        i = target.find(sep, rest)
+        if 0 <= i < cut:
+            cut = i
+    return cut
+
+
+def _target_ok(target: bytes) -> bool:
+    """The bytes of a request-target are those of a URI (RFC 3986; RFC 9112 3.2): path and
+    query characters, each "%" an escape. An absolute-form authority is only held to VCHAR here;
+    its own check (the Host rules) comes later and names the fault."""
+    if any(c not in _URI_OK for c in target):
+        lower = target[:8].lower()
+        if lower.startswith(b"http://"):
+            rest = 7
+        elif lower.startswith(b"https://"):
+            rest = 8
+        else:
+            return False
+        cut = _authority_end(target, rest)
+        if (any(c not in _TARGET_OK for c in target[rest:cut])
+                or any(c not in _URI_OK for c in target[cut:])):
+            return False
+    return b"%" not in target or _pct_ok(target)
+
+
+def _protocols(values: list[bytes]) -> bytes | None:
+    """A request's Upgrade list (RFC 9110 7.8), validated (protocol-name ["/" protocol-version],
+    both tokens) and spelled canonically: the elements joined by ", "; None if it is empty."""
+    protocols = _elements(values)
+    for proto in protocols:
+        name, slash, version = proto.partition(b"/")
+        if (not name or any(c not in _TCHAR for c in name)
+                or (slash and (not version or any(c not in _TCHAR for c in version)))):
+            raise ParseError(400, "invalid Upgrade")
+    return b", ".join(protocols) or None
 
 
 class RequestParser:
@@ -251,6 +319,16 @@ class RequestParser:
 
     def parse(self, buf) -> RequestHead | None:
         buf = bytes(buf)
+        # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored, at the start of a
+        # connection and between requests, but no more than a request line's worth of them.
+        # head_length counts them (the caller slices its buffer there); raw does not.
+        skip = 0
+        while buf.startswith(b"\r\n", skip):
+            skip += 2
+            if skip > self.max_request_line:
+                raise ParseError(400, "too many empty lines before the request line")
+        if skip:
+            buf = buf[skip:]
         found = _split_head(buf, self.max_request_line, 414, self.max_header_bytes)
         if found is None:
             return None
@@ -266,7 +344,7 @@ class RequestParser:
         method, target, version_bytes = parts
         if not method or any(c not in _TCHAR for c in method):
             raise ParseError(400, "invalid method")
-        if not target or any(c not in _TARGET_OK for c in target):
+        if not target or not _target_ok(target):
             raise ParseError(400, "invalid request target")
         if version_bytes == b"HTTP/1.1":
             version = 11
@@ -284,8 +362,8 @@ class RequestParser:
         lengths = []
         encodings = []
         forwarded_for = []
-        upgrade = None
-        expect_continue = False
+        upgrades = []
+        expects = []
         for lname, value, _line in fields:
             if lname == b"host":
                 hosts.append(value)
@@ -296,36 +374,33 @@ class RequestParser:
             elif lname == b"x-forwarded-for":
                 forwarded_for.append(value)
             elif lname == b"upgrade":
-                upgrade = value
-            elif lname == b"expect" and value.lower() == b"100-continue":
-                expect_continue = True
+                upgrades.append(value)
+            elif lname == b"expect":
+                expects.append(value)
 
         if len(hosts) > 1:
             raise ParseError(400, "more than one Host header")
         host = hosts[0] if hosts else None
-        if host is not None and any(c not in _HOST_OK for c in host):
+        # Host is forwarded as the gateway's own "Host: " line with the value without its OWS;
+        # a "%" in it must be an escape, as in a target's authority
+        if host is not None and (any(c not in _HOST_OK for c in host) or not _pct_ok(host)):
             raise ParseError(400, "invalid Host header")
         if host is None and version == 11:  # RFC 9112 3.2, whatever the target's form
             raise ParseError(400, "missing Host header")
         if method == b"CONNECT":
             raise ParseError(405, "CONNECT is not supported by a reverse proxy")
-        expect_continue = expect_continue and version == 11  # RFC 9110 10.1.1: 1.0 ignores it
 
         path = target
         if target[:1] != b"/":
             lower = target[:8].lower()
             if lower.startswith((b"http://", b"https://")):
-                rest = target[target.index(b"//") + 2 :]
-                cut = len(rest)
-                for sep in (b"/", b"?", b"#"):
-                    i = rest.find(sep)
-                    if 0 <= i < cut:
-                        cut = i
-                authority = rest[:cut]
+                rest = target.index(b"//") + 2
+                cut = _authority_end(target, rest)
+                authority = target[rest:cut]
                 if not authority or b"@" in authority or any(c not in _HOST_OK for c in authority):
                     raise ParseError(400, "invalid authority in absolute-form target")
                 host = authority
-                path = rest[cut:]
+                path = target[cut:]
                 if not path.startswith(b"/"):
                     path = b"/" + path
             elif target == b"*" and method == b"OPTIONS":
@@ -341,10 +416,18 @@ class RequestParser:
             if version == 10:
                 raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
             codings = _codings(encodings, 400)
-            if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+            names = [name for name, _params, _element in codings]
+            if names[-1] != b"chunked" or names.count(b"chunked") != 1:
                 raise ParseError(400, "Transfer-Encoding does not end in chunked")
+            # RFC 9112 7: chunked has no parameters. RFC 9112 6.1: a coding the gateway does
+            # not implement gets 501 (it only understands chunked, as nginx). So the list,
+            # however spelled (",chunked", two fields), is forwarded as exactly "chunked".
+            if codings[-1][1]:
+                raise ParseError(400, "parameters on the chunked transfer coding")
+            if len(codings) != 1:
+                raise ParseError(501, "unsupported transfer coding")
             chunked = True
-            transfer_encoding = b", ".join(encodings)
+            transfer_encoding = b"chunked"
             content_length = -1
         else:
             chunked = False
@@ -355,8 +438,18 @@ class RequestParser:
             keep_alive = b"close" not in connection
         else:
             keep_alive = b"keep-alive" in connection and b"close" not in connection
-        if upgrade is not None and b"upgrade" not in connection:
-            upgrade = None
+        # Upgrade counts only when Connection lists it; then the protocols are forwarded in
+        # the gateway's spelling (all fields, no empty elements), never the client's lines.
+        upgrade = _protocols(upgrades) if upgrades and b"upgrade" in connection else None
+        # Expect: 100-continue, in any case, repeated or among empty elements, is the gateway's
+        # own (answered here; RFC 9110 10.1.1: ignored in HTTP/1.0) and never forwarded. Mixed
+        # with another expectation it cannot be half-met: 417. Other expectations alone are
+        # not interpreted and pass verbatim.
+        expectations = [e.lower() for e in _elements(expects)]
+        saw_continue = b"100-continue" in expectations
+        if saw_continue and expectations.count(b"100-continue") != len(expectations):
+            raise ParseError(417, "unsupported expectation")
+        expect_continue = saw_continue and version == 11
 
         head = RequestHead()
         head.method = method
@@ -371,8 +464,8 @@ class RequestParser:
         head.upgrade = upgrade
         head.expect_continue = expect_continue
         head.x_forwarded_for = b", ".join(forwarded_for) if forwarded_for else None
-        head.head_length = end + 4
-        dropped = _REQUEST_DROPPED | {b"expect"} if expect_continue else _REQUEST_DROPPED
+        head.head_length = skip + end + 4
+        dropped = _REQUEST_DROPPED | {b"expect"} if saw_continue else _REQUEST_DROPPED
         head.kept = _kept_lines(fields, dropped, connection)
         head.raw = buf[: end + 4]
         return head
@@ -419,14 +512,14 @@ class ResponseParser:
         fields, connection = _parse_fields(lines, self.max_headers, _RESPONSE_DROPPED, 502)
         lengths = []
         encodings = []
-        upgrade = None
+        upgrades = []
         for lname, value, _line in fields:
             if lname == b"content-length":
                 lengths.append(value)
             elif lname == b"transfer-encoding":
                 encodings.append(value)
             elif lname == b"upgrade":
-                upgrade = value
+                upgrades.append(value)
         keep_alive = (b"close" not in connection) if version == 11 else (
             b"keep-alive" in connection and b"close" not in connection)
         chunked = False
@@ -436,9 +529,12 @@ class ResponseParser:
             if lengths:
                 raise ParseError(502, "both Content-Length and Transfer-Encoding in response")
             codings = _codings(encodings, 502)
-            transfer_encoding = b", ".join(encodings)
-            if codings[-1] == b"chunked":
-                if codings.count(b"chunked") != 1:
+            # forwarded in canonical spelling: the elements, without empty ones or OWS around
+            # them, joined by ", " (",chunked" -> "chunked", "gzip ,, chunked" -> "gzip, chunked")
+            transfer_encoding = b", ".join(element for _name, _params, element in codings)
+            names = [name for name, _params, _element in codings]
+            if names[-1] == b"chunked":
+                if names.count(b"chunked") != 1:
                     raise ParseError(502, "chunked applied twice")
                 chunked = True
             else:
@@ -454,7 +550,9 @@ class ResponseParser:
         head.chunked = chunked
         head.transfer_encoding = transfer_encoding
         head.keep_alive = keep_alive
-        head.upgrade = upgrade
+        # the protocols the client is told about after a 101, in the same canonical spelling
+        # (not validated: the gateway relays them, it does not act on them)
+        head.upgrade = (b", ".join(_elements(upgrades)) or None) if upgrades else None
         head.head_length = end + 4
         head.kept = _kept_lines(fields, _RESPONSE_DROPPED, connection)
         head.raw = buf[: end + 4]
@@ -462,11 +560,92 @@ class ResponseParser:
 
 
 # ChunkedReader states
-_SIZE, _EXT, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TRAILER, _TRAILER_LF, _DONE = range(9)
+_SIZE, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TRAILER, _TRAILER_LF, _DONE = range(8)
+# ... and those of a chunk-size line's extensions (RFC 9112 7.1.1), all numbered after _DONE:
+# chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+(_SIZE_WS,        # BWS after the size: only ";" may follow
+ _EXT_PRE_NAME,   # after ";" (and BWS): a name must follow
+ _EXT_NAME,       # in chunk-ext-name (token)
+ _EXT_NAME_WS,    # BWS after a name: "=" or ";" must follow
+ _EXT_PRE_VALUE,  # after "=" (and BWS): a token or a quoted-string must follow
+ _EXT_TOKEN,      # in a token value
+ _EXT_QUOTED,     # in a quoted-string
+ _EXT_QPAIR,      # after a backslash in a quoted-string
+ _EXT_VALUE_END,  # after a value: ";", BWS or the CRLF
+ _EXT_VALUE_WS,   # BWS after a value: ";" must follow
+ ) = range(8, 18)
+_OWS = (0x20, 0x09)
+# quoted-string (RFC 9110 5.6.4): qdtext, and what may follow a backslash (quoted-pair)
+_QDTEXT = frozenset({0x09, 0x20, 0x21}) | frozenset(range(0x23, 0x5C)) | frozenset(
+    range(0x5D, 0x7F)) | frozenset(range(0x80, 0x100))
+_QPAIR = _VALUE_OK  # HTAB / SP / VCHAR / obs-text
+
+
+def _extension_step(state: int, c: int) -> int:
+    """One byte of a chunk extension: the next state, or ParseError(400)."""
+    if state in (_EXT_NAME, _EXT_TOKEN):
+        if c in _TCHAR:
+            return state
+        if state == _EXT_NAME:
+            if c in _OWS:
+                return _EXT_NAME_WS
+            if c == 0x3D:  # "="
+                return _EXT_PRE_VALUE
+        state = _EXT_VALUE_END  # a name without a value, or a token value, has ended
+    if state == _EXT_QUOTED:
+        if c == 0x22:
+            return _EXT_VALUE_END
+        if c == 0x5C:
+            return _EXT_QPAIR
+        if c in _QDTEXT:
+            return _EXT_QUOTED
+        raise ParseError(400, "invalid quoted string in chunk extension")
+    if state == _EXT_QPAIR:
+        if c in _QPAIR:
+            return _EXT_QUOTED
+        raise ParseError(400, "invalid quoted string in chunk extension")
+    if state == _EXT_VALUE_END:
+        if c == 0x3B:
+            return _EXT_PRE_NAME
+        if c == 0x0D:
+            return _SIZE_LF
+        if c in _OWS:
+            return _EXT_VALUE_WS
+    elif state == _EXT_PRE_NAME:
+        if c in _TCHAR:
+            return _EXT_NAME
+        if c in _OWS:
+            return state
+        if c == 0x0D or c == 0x3B or c == 0x3D:
+            raise ParseError(400, "empty chunk extension name")
+    elif state == _EXT_PRE_VALUE:
+        if c in _TCHAR:
+            return _EXT_TOKEN
+        if c == 0x22:
+            return _EXT_QUOTED
+        if c in _OWS:
+            return state
+        if c == 0x0D or c == 0x3B:
+            raise ParseError(400, "empty chunk extension value")
+    elif state == _SIZE_WS:
+        if c == 0x3B:
+            return _EXT_PRE_NAME
+        if c in _OWS:
+            return state
+        raise ParseError(400, "invalid chunk size")
+    else:  # _EXT_NAME_WS, _EXT_VALUE_WS: BWS must lead to what follows it
+        if c in _OWS:
+            return state
+        if c == 0x3B:
+            return _EXT_PRE_NAME
+        if c == 0x3D and state == _EXT_NAME_WS:
+            return _EXT_PRE_VALUE
+    raise ParseError(400, "invalid character in chunk extension")
 
 
 class ChunkedReader:
-    """Validates a chunked body as it passes (RFC 9112 7.1), without copying data.
+    """Validates a chunked body as it passes (RFC 9112 7.1), chunk extensions to their grammar
+    (7.1.1), without copying data.
 
     ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
     when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
@@ -507,20 +686,19 @@ class ChunkedReader:
                         raise ParseError(400, "chunk size too large")
                     self.remaining = self.remaining * 16 + int(chr(c), 16)
                 elif c == 0x3B and self.digits:  # ';' starts a chunk extension
-                    state = _EXT
+                    state = _EXT_PRE_NAME
+                elif (c == 0x20 or c == 0x09) and self.digits:  # BWS before a ';'
+                    state = _SIZE_WS
                 elif c == 0x0D and self.digits:
                     state = _SIZE_LF
                 else:
                     raise ParseError(400, "invalid chunk size")
                 self.line_len += 1
-            elif state == _EXT:
+            elif state > _DONE:  # in the extensions of a chunk-size line
                 self.line_len += 1
                 if self.line_len > MAX_CHUNK_LINE:
                     raise ParseError(400, "chunk extension too long")
-                if c == 0x0D:
-                    state = _SIZE_LF
-                elif c not in _VALUE_OK:
-                    raise ParseError(400, "invalid character in chunk extension")
+                state = _extension_step(state, c)
             elif state == _SIZE_LF:
                 if c != 0x0A:
                     raise ParseError(400, "invalid chunk size line ending")

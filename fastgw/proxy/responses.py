@@ -9,6 +9,7 @@ REASONS = {
     413: b"Content Too Large", 414: b"URI Too Long", 417: b"Expectation Failed",
     431: b"Request Header Fields Too Large", 500: b"Internal Server Error", 502: b"Bad Gateway",
     503: b"Service Unavailable", 504: b"Gateway Timeout", 505: b"HTTP Version Not Supported",
+    501: b"Not Implemented",
 }
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

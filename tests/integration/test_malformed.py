@@ -54,6 +54,13 @@ CASES = {
                          + b"0\r\n\r\n", {400}),
     "te_lines_chunked_then_gzip": (get(H, b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip",
                                        line=b"POST /nope HTTP/1.1") + b"0\r\n\r\n", {400}),
+    # only chunked is implemented: another coding is 501 (RFC 9112 6.1), chunked;x is 400
+    "te_gzip_then_chunked": (get(H, b"Transfer-Encoding: gzip, chunked", line=b"POST /nope HTTP/1.1")
+                             + b"0\r\n\r\n", {501}),
+    "te_gzip_line_then_chunked_line": (get(H, b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked",
+                                           line=b"POST /nope HTTP/1.1") + b"0\r\n\r\n", {501}),
+    "te_chunked_with_parameter": (get(H, b"Transfer-Encoding: chunked;x=1", line=b"POST /nope HTTP/1.1")
+                                  + b"0\r\n\r\n", {400}),
     # chunked bodies (small: validated before an upstream is chosen)
     "chunk_size_not_hex": (post_chunked(b"zz\r\nhello\r\n0\r\n\r\n"), {400}),
     "chunk_size_negative": (post_chunked(b"-5\r\nhello\r\n0\r\n\r\n"), {400}),
@@ -67,6 +74,14 @@ CASES = {
     "chunk_data_bare_lf": (post_chunked(b"5\r\nhello\n0\r\n\r\n"), {400}),
     "chunk_bad_trailer": (post_chunked(b"5\r\nhello\r\n0\r\nno colon\r\n\r\n"), {400}),
     "chunk_after_valid_chunks": (post_chunked(b"5\r\nhello\r\n6\r\n world\r\nq\r\n\r\n"), {400}),
+    # chunk extensions (RFC 9112 7.1.1): ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ]
+    "chunk_ext_bare_semicolon": (post_chunked(b"5;\r\nhello\r\n0\r\n\r\n"), {400}),
+    "chunk_ext_empty_value": (post_chunked(b"5;a=\r\nhello\r\n0\r\n\r\n"), {400}),
+    "chunk_ext_bad_name": (post_chunked(b"5;a@b=c\r\nhello\r\n0\r\n\r\n"), {400}),
+    "chunk_ext_space_in_value": (post_chunked(b"5;a=b c\r\nhello\r\n0\r\n\r\n"), {400}),
+    "chunk_ext_unterminated_quote": (post_chunked(b"5;a=\"b\r\nhello\r\n0\r\n\r\n"), {400}),
+    "chunk_ext_space_after_size": (post_chunked(b"5 \r\nhello\r\n0\r\n\r\n"), {400}),
+    "chunk_ext_on_last_chunk": (post_chunked(b"5\r\nhello\r\n0;\"x\"\r\n\r\n"), {400}),
     # line endings
     "bare_cr_request_line": (b"GET /nope HTTP/1.1\rHost: test.local\r\n\r\n", {400}),
     "bare_cr_in_value": (get(H, b"X-A: a\rb"), {400}),
@@ -108,6 +123,20 @@ CASES = {
     "version_garbage": (get(H, line=b"GET /nope HTTP/x.y"), {400}),
     "nul_in_target": (get(H, line=b"GET /n\x00pe HTTP/1.1"), {400}),
     "ctl_in_target": (get(H, line=b"GET /n\x7fpe HTTP/1.1"), {400}),
+    # request-target bytes outside RFC 3986
+    "utf8_in_target": (get(H, line=b"GET /caf\xc3\xa9 HTTP/1.1"), {400}),
+    "obs_text_in_query": (get(H, line=b"GET /nope?q=\xff HTTP/1.1"), {400}),
+    "fragment_in_target": (get(H, line=b"GET /nope#x HTTP/1.1"), {400}),
+    "bad_escape_in_target": (get(H, line=b"GET /n%zzpe HTTP/1.1"), {400}),
+    "brace_in_target": (get(H, line=b"GET /n{o}pe HTTP/1.1"), {400}),
+    "backslash_in_target": (get(H, line=b"GET /n\\ope HTTP/1.1"), {400}),
+    "utf8_in_absolute_path": (get(H, line=b"GET http://test.local/caf\xc3\xa9 HTTP/1.1"), {400}),
+    # empty lines before a request line: a request line's worth at most
+    "too_many_empty_lines": (b"\r\n" * 4097 + get(H), {400}),
+    # framing/routing headers the gateway would have to re-spell
+    "upgrade_invalid_protocol": (get(H, b"Connection: upgrade", b"Upgrade: web socket"), {400}),
+    "expect_continue_and_other": (get(H, b"Content-Length: 5", b"Expect: 100-continue, x",
+                                      line=b"POST /nope HTTP/1.1") + b"hello", {417}),
     # Host
     "host_missing": (get(b"X-A: b"), {400}),
     "host_repeated": (get(H, b"Host: other.local"), {400}),
@@ -284,3 +313,93 @@ def test_body_of_exactly_max_body_bytes_accepted(shared):
         resp = c.request("POST", "/stream-in", body=b"m" * MIB)
     assert resp.status == 200, resp
     assert resp.json()["length"] == MIB
+
+
+# -- RFC 9110/9112 strictness: what is accepted reaches the backend in the gateway's spelling ---
+
+
+def served_and_forwarded(shared, raw: bytes, responses: int) -> list:
+    """Send raw, read ``responses`` 200s; return the backend's records of them."""
+    with shared.client() as c:
+        c.send(raw)
+        for _ in range(responses):
+            resp = c.read_response()
+            assert resp.status == 200, resp
+    return shared.backend.wait_requests(responses)
+
+
+def test_leading_empty_lines_are_ignored(shared):
+    """RFC 9112 2.2: CRLFs before the request line, at the start of a connection."""
+    rec, = served_and_forwarded(shared, b"\r\n\r\n" + get(H, line=b"GET /first HTTP/1.1"), 1)
+    assert rec.target == "/first"
+    assert rec.raw_head.startswith(b"GET /first HTTP/1.1\r\nHost: test.local\r\n")
+
+
+def test_stray_crlf_after_a_body_before_a_pipelined_request(shared):
+    """A client that ends a Content-Length body with an extra CRLF: the next request is served,
+    and the backend never sees the stray bytes."""
+    first = get(H, b"Content-Length: 5", line=b"POST /echo HTTP/1.1") + b"hello"
+    second = get(H, line=b"GET /second HTTP/1.1")
+    one, two = served_and_forwarded(shared, first + b"\r\n" + second, 2)
+    assert (one.target, one.body, two.target) == ("/echo", b"hello", "/second")
+    assert one.raw_body == b"hello"
+    assert two.raw_head.startswith(b"GET /second HTTP/1.1\r\n")
+    with shared.backend._cond:
+        total = sum(len(r.raw_head) + len(r.raw_body or b"") for r in shared.backend.requests)
+        assert shared.backend.bytes_received == total
+
+
+def test_stray_crlf_between_requests_on_a_kept_connection(shared):
+    with shared.client() as c:
+        assert c.request("GET", "/one").status == 200
+        c.send(b"\r\n")
+        c.send(b"\r\n" + get(H, line=b"GET /two HTTP/1.1"))
+        assert c.read_response().status == 200
+    assert [r.target for r in shared.backend.wait_requests(2)] == ["/one", "/two"]
+
+
+def test_transfer_encoding_with_empty_elements_forwarded_as_chunked(shared):
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    for n, codings in enumerate(([b",chunked"], [b"chunked, "], [b"chunked,,"],
+                                  [b"", b" Chunked "])):
+        lines = [b"Transfer-Encoding: " + v for v in codings]
+        raw = get(H, *lines, line=b"POST /echo/%d HTTP/1.1" % n) + body
+        with shared.client() as c:
+            c.send(raw)
+            resp = c.read_response()
+            assert (resp.status, resp.body) == (200, b"hello"), resp
+        rec = shared.backend.wait_requests(n + 1)[n]
+        assert rec.values("Transfer-Encoding") == ["chunked"], rec.raw_head
+        assert b"\r\nTransfer-Encoding: chunked\r\n" in rec.raw_head, rec.raw_head
+        assert rec.raw_body == body
+
+
+def test_valid_chunk_extensions_pass_unchanged(shared):
+    """Chunk bytes (extensions included) are forwarded as received once they are valid."""
+    body = b"5;name=value;flag\r\nhello\r\n6;q=\"a b\"\r\n world\r\n0\r\n\r\n"
+    rec, = served_and_forwarded(
+        shared, get(H, b"Transfer-Encoding: chunked", line=b"POST /echo HTTP/1.1") + body, 1)
+    assert (rec.body, rec.raw_body) == (b"hello world", body)
+
+
+def test_expect_continue_in_another_spelling_is_answered_not_forwarded(shared):
+    with shared.client() as c:
+        c.send(get(H, b"Content-Length: 5", b"Expect: , 100-Continue",
+                   line=b"POST /echo HTTP/1.1"))
+        interim = c.read_response()
+        assert interim.status == 100, interim
+        c.send(b"hello")
+        resp = c.read_response()
+        assert (resp.status, resp.body) == (200, b"hello"), resp
+    rec, = shared.backend.wait_requests(1)
+    assert rec.values("Expect") == [], rec.raw_head
+
+
+def test_non_ascii_target_gets_400_and_nothing_reaches_the_backend(shared):
+    with shared.client() as c:
+        send_ignoring_close(c, get(H, line=b"GET /\xe2\x82\xac HTTP/1.1"))
+        resp = c.read_response(timeout=5)
+        assert_rejected(resp, {400})
+        assert resp.json()["error"] == "invalid request target"
+        c.assert_closed(timeout=5)
+    assert_nothing_reached_backend(shared)

@@ -124,3 +124,113 @@ def test_rewritten_parts(parser_impl):
     resp = response(parser_impl, b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\n\r\n")
     assert resp.forward(b"", True, False, b"Cache-Control: no-store\r\n") == (
         b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\n\r\n")
+
+
+# -- framing and routing headers are forwarded in the gateway's spelling, never the client's ----
+
+FORWARDED_TAIL = b"X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n"
+
+
+@pytest.mark.parametrize("codings", [
+    [b"chunked"], [b"Chunked"], [b",chunked"], [b"chunked, "], [b"chunked,,"], [b" , CHUNKED ,"],
+    [b",", b"chunked"], [b"chunked", b""],
+])
+def test_request_transfer_encoding_forwarded_as_chunked(parser_impl, codings):
+    data = b"POST /u HTTP/1.1\r\nHost: h\r\n" + b"".join(
+        b"Transfer-Encoding: " + c + b"\r\n" for c in codings) + b"\r\n"
+    head = request(parser_impl, data)
+    assert head.transfer_encoding == b"chunked"
+    assert head.forward(TAIL, b"h") == (
+        b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n" + FORWARDED_TAIL)
+
+
+@pytest.mark.parametrize("lengths", [[b"5"], [b"5, 5"], [b"5", b"5"], [b" 005 ,5", b"05"]])
+def test_repeated_content_length_forwarded_once(parser_impl, lengths):
+    fields = b"".join(b"Content-Length: " + v + b"\r\n" for v in lengths)
+    head = request(parser_impl, b"PUT /u HTTP/1.1\r\nHost: h\r\n" + fields + b"\r\n")
+    assert head.forward(TAIL, b"h") == (
+        b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n" + FORWARDED_TAIL)
+    resp = response(parser_impl, b"HTTP/1.1 200 OK\r\n" + fields + b"X: y\r\n\r\n")
+    assert resp.forward(b"", True, False) == b"HTTP/1.1 200 OK\r\nX: y\r\nContent-Length: 5\r\n\r\n"
+
+
+@pytest.mark.parametrize(("codings", "canonical"), [
+    ([b"chunked"], b"chunked"),
+    ([b",chunked"], b"chunked"),
+    ([b"chunked, "], b"chunked"),
+    ([b"gzip ,, chunked"], b"gzip, chunked"),
+    ([b"gzip", b" chunked "], b"gzip, chunked"),
+    ([b"\tgzip\t,", b",Chunked"], b"gzip, Chunked"),
+    ([b"gzip;q=1 , chunked"], b"gzip;q=1, chunked"),
+])
+def test_response_transfer_encoding_forwarded_canonically(parser_impl, codings, canonical):
+    data = b"HTTP/1.1 200 OK\r\n" + b"".join(
+        b"Transfer-Encoding: " + c + b"\r\n" for c in codings) + b"\r\n"
+    head = response(parser_impl, data)
+    assert head.chunked and head.transfer_encoding == canonical
+    assert head.forward(b"", True, False) == (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + canonical + b"\r\n\r\n")
+
+
+def test_close_delimited_response_coding_forwarded_canonically(parser_impl):
+    head = response(parser_impl, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: , gzip,\r\n\r\n")
+    assert (head.chunked, head.keep_alive, head.transfer_encoding) == (False, False, b"gzip")
+    assert head.forward(b"", True, False) == b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"
+
+
+@pytest.mark.parametrize(("fields", "canonical"), [
+    ([b"websocket"], b"websocket"),
+    ([b", websocket ,"], b"websocket"),
+    ([b"h2c", b"websocket"], b"h2c, websocket"),
+    ([b"", b"websocket", b","], b"websocket"),
+    ([b"HTTP/2.0 ,\tSHTTP/1.3"], b"HTTP/2.0, SHTTP/1.3"),
+])
+def test_upgrade_forwarded_canonically(parser_impl, fields, canonical):
+    data = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n" + b"".join(
+        b"Upgrade: " + f + b"\r\n" for f in fields) + b"\r\n"
+    head = request(parser_impl, data)
+    assert head.upgrade == canonical
+    assert head.forward(TAIL, b"h") == (
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: " + canonical
+        + b"\r\n" + FORWARDED_TAIL)
+    resp = response(parser_impl, b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+                    + b"".join(b"Upgrade: " + f + b"\r\n" for f in fields) + b"\r\n")
+    assert resp.upgrade == canonical and resp.kept == b""
+
+
+def test_empty_upgrade_is_no_upgrade(parser_impl):
+    head = request(parser_impl, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n"
+                                b"Upgrade: ,\r\n\r\n")
+    assert head.upgrade is None
+    assert head.forward(TAIL, b"h") == b"GET / HTTP/1.1\r\nHost: h\r\n" + FORWARDED_TAIL
+    assert response(parser_impl, b"HTTP/1.1 200 OK\r\nUpgrade:\r\n\r\n").upgrade is None
+
+
+@pytest.mark.parametrize("expect", [
+    [b"100-continue"], [b"100-Continue"], [b",100-CONTINUE, "], [b"100-continue", b"100-continue"],
+    [b"", b"100-continue"],
+])
+def test_expect_continue_is_answered_not_forwarded(parser_impl, expect):
+    data = b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n" + b"".join(
+        b"Expect: " + e + b"\r\n" for e in expect) + b"\r\n"
+    head = request(parser_impl, data)
+    assert head.expect_continue
+    assert head.forward(TAIL, b"h") == (
+        b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n" + FORWARDED_TAIL)
+    # HTTP/1.0: the expectation is ignored (RFC 9110 10.1.1), and not forwarded either
+    head = request(parser_impl, data.replace(b"HTTP/1.1", b"HTTP/1.0"))
+    assert not head.expect_continue
+    assert b"Expect" not in head.forward(TAIL, b"h")
+
+
+@pytest.mark.parametrize("value", [b"example.com", b"  example.com", b"example.com \t",
+                                   b"\t example.com  "])
+def test_host_forwarded_without_whitespace(parser_impl, value):
+    head = request(parser_impl, b"GET / HTTP/1.1\r\nHost:" + value + b"\r\n\r\n")
+    assert head.host == b"example.com"
+    assert head.forward(TAIL, head.host).startswith(b"GET / HTTP/1.1\r\nHost: example.com\r\n")
+
+
+def test_leading_empty_lines_not_forwarded(parser_impl):
+    head = request(parser_impl, b"\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\nX: 1\r\n\r\n")
+    assert head.forward(TAIL, b"h") == b"GET /a HTTP/1.1\r\nHost: h\r\nX: 1\r\n" + FORWARDED_TAIL
