@@ -23,6 +23,7 @@ searched for them.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcmp, memcpy
@@ -1508,13 +1509,25 @@ cdef int _extension_step(int state, unsigned char c) except -1:
     raise ParseError(400, "invalid character in chunk extension")
 
 
+cdef int _append(bytearray out, const unsigned char *p, Py_ssize_t n) except -1:
+    """Append p[:n] to ``out`` (one resize, one copy)."""
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(out)
+    PyByteArray_Resize(out, size + n)
+    memcpy(PyByteArray_AS_STRING(out) + size, p, n)
+    return 0
+
+
 cdef class ChunkedReader:
     """Validates a chunked body as it passes (RFC 9112 7.1), chunk extensions to their grammar
     (7.1.1), without copying data.
 
-    ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
-    when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
-    True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+    ``feed(data, start=0, out=None)`` returns the index in ``data`` just past the end of the
+    body, or -1 when all of ``data[start:]`` belongs to the body and more is expected. ``done``
+    becomes True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+
+    ``out``, a bytearray (not ``data`` itself), receives the payload in the same pass: the chunk
+    data of ``data[start:]``, without sizes, extensions, CRLFs or trailers, which is what an
+    HTTP/1.0 client must be sent. On a ParseError it holds the payload before the fault.
     """
 
     cdef int state
@@ -1525,26 +1538,26 @@ cdef class ChunkedReader:
     cdef bint colon  # the current trailer line has had its name and colon
     cdef readonly bint done
 
-    def feed(self, data, Py_ssize_t start=0):
+    def feed(self, data, Py_ssize_t start=0, bytearray out=None):
         cdef Py_buffer view
         if start < 0:
             raise ValueError("start must not be negative")
         if type(data) is bytes:
             return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
-                              PyBytes_GET_SIZE(data), start)
+                              PyBytes_GET_SIZE(data), start, out)
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except BufferError:  # not contiguous
             data = bytes(data)
             return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
-                              PyBytes_GET_SIZE(data), start)
+                              PyBytes_GET_SIZE(data), start, out)
         try:
-            return self._feed(<const unsigned char *>view.buf, view.len, start)
+            return self._feed(<const unsigned char *>view.buf, view.len, start, out)
         finally:
             PyBuffer_Release(&view)
 
-    cdef Py_ssize_t _feed(self, const unsigned char *p, Py_ssize_t n,
-                          Py_ssize_t i) except -2:
+    cdef Py_ssize_t _feed(self, const unsigned char *p, Py_ssize_t n, Py_ssize_t i,
+                          bytearray out) except -2:
         cdef int state = self.state
         cdef long long remaining = self.remaining
         cdef Py_ssize_t take
@@ -1555,6 +1568,8 @@ cdef class ChunkedReader:
                 take = n - i
                 if remaining < take:
                     take = <Py_ssize_t>remaining
+                if out is not None:
+                    _append(out, p + i, take)
                 i += take
                 remaining -= take
                 if remaining == 0:

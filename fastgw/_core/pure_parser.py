@@ -612,9 +612,13 @@ class ChunkedReader:
     """Validates a chunked body as it passes (RFC 9112 7.1), chunk extensions to their grammar
     (7.1.1), without copying data.
 
-    ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
-    when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
-    True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+    ``feed(data, start=0, out=None)`` returns the index in ``data`` just past the end of the
+    body, or -1 when all of ``data[start:]`` belongs to the body and more is expected. ``done``
+    becomes True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+
+    ``out``, a bytearray (not ``data`` itself), receives the payload in the same pass: the chunk
+    data of ``data[start:]``, without sizes, extensions, CRLFs or trailers, which is what an
+    HTTP/1.0 client must be sent. On a ParseError it holds the payload before the fault.
     """
 
     __slots__ = ("state", "remaining", "line_len", "trailer_bytes", "done", "digits", "colon")
@@ -628,15 +632,22 @@ class ChunkedReader:
         self.colon = False  # the current trailer line has had its name and colon
         self.done = False
 
-    def feed(self, data, start: int = 0) -> int:
+    def feed(self, data, start: int = 0, out: bytearray | None = None) -> int:
         if start < 0:
             raise ValueError("start must not be negative")
+        if out is not None:
+            if type(out) is not bytearray:  # exactly, as the compiled reader's typed argument
+                raise TypeError("out must be a bytearray")
+            if isinstance(data, memoryview) and not data.c_contiguous:
+                data = data.tobytes()  # as the compiled reader reads it
         i = start
         n = len(data)
         state = self.state
         while i < n:
             if state == _DATA:
                 take = min(self.remaining, n - i)
+                if out is not None:
+                    out += data[i:i + take]
                 i += take
                 self.remaining -= take
                 if self.remaining == 0:
