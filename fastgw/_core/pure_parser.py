@@ -7,7 +7,8 @@ It is the reference for ``http_parser.pyx`` and runs when the extension is missi
   ``RequestHead`` once ``buf`` holds a whole head, ``None`` while it is incomplete, and raises
   ``ParseError`` (with the HTTP status to answer) as soon as the bytes are known to be bad.
 - ``ResponseParser(max_header_bytes, max_headers).parse(buf)`` does the same for responses.
-- ``ChunkedReader`` validates a chunked body as it streams past, without copying it.
+- ``ChunkedReader`` validates a chunked body as it streams past, without copying it (or, given
+  an ``out`` bytearray, appends its payload there in the same pass).
 
 Only the headers the gateway acts on become Python objects. Every other header line is
 forwarded as a verbatim slice, collected in ``head.kept``. The character classes, hop-by-hop
