@@ -25,17 +25,17 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from ._core.grammar import QVALUE, TCHAR_TEXT, is_token
+
 SOURCES = ("path", "header", "accept")
 
 _TOKEN = r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}"
 _PATH_TOKEN = rb"[0-9][0-9A-Za-z._-]{0,31}"
 _TOKEN_STR = re.compile(_TOKEN)
 _TOKEN_BYTES = re.compile(_TOKEN.encode())
-# RFC 9110 tchar, for header names and media-type tokens.
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_MEDIA_CHARS = _TCHAR | {"/"}
-# RFC 9110 qvalue: 0[.ddd] or 1[.000]
-_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+# media-type = type "/" subtype, both tokens (RFC 9110 8.3.1); header names and parameters
+# are tokens (grammar.py's tchar)
+_MEDIA_CHARS = TCHAR_TEXT | {"/"}
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -114,7 +114,7 @@ class Versioning:
     # -- compile -------------------------------------------------------------------------
 
     def _compile_header(self, name: str | None) -> None:
-        if name is not None and (not name or not set(name) <= _TCHAR):
+        if name is not None and not is_token(name):
             raise ValueError(f"versioning.header: {name!r} is not a valid header name")
         self._header_name = None if name is None else name.lower().encode()
         self._header_label = name
@@ -124,7 +124,7 @@ class Versioning:
         if template is None:
             return
         pre, post = _split_template(template, "accept")
-        if pre.count("/") + post.count("/") != 1 or not set(pre + post) <= _TCHAR | {"/"}:
+        if pre.count("/") + post.count("/") != 1 or not set(pre + post) <= _MEDIA_CHARS:
             raise ValueError(
                 f"versioning.accept: {template!r} must be a media type type/subtype "
                 "without parameters, with {version} in it"
@@ -325,7 +325,7 @@ def parse_accept(value: str) -> list[tuple[str, int]]:
             if i >= n or value[i] in ",;":
                 continue  # an empty parameter is allowed
             start = i
-            while i < n and value[i] in _TCHAR:
+            while i < n and value[i] in TCHAR_TEXT:
                 i += 1
             name = value[start:i]
             if not name or i >= n or value[i] != "=":
@@ -343,7 +343,7 @@ def parse_accept(value: str) -> list[tuple[str, int]]:
                 param = None
             else:
                 start = i
-                while i < n and value[i] in _TCHAR:
+                while i < n and value[i] in TCHAR_TEXT:
                     i += 1
                 param = value[start:i]
                 if not param:
@@ -351,7 +351,7 @@ def parse_accept(value: str) -> list[tuple[str, int]]:
                     break
             if name in ("q", "Q") and not q_seen:
                 q_seen = True
-                if param is None or _QVALUE.fullmatch(param) is None:
+                if param is None or QVALUE.fullmatch(param) is None:
                     ok = False
                     break
                 whole, _, frac = param.partition(".")

@@ -7,7 +7,8 @@ config or asyncio.
 
 Strategy: one memchr walk over the line feeds finds the end of the head (the first CRLFCRLF),
 rejects bare LFs and records each line as offsets in a C array owned by the parser. Each line
-is then checked with 256-entry lookup tables, header names are matched case-insensitively in C,
+is then checked with 256-entry lookup tables (built at import from ``grammar.py``, the one
+statement of the HTTP grammar), header names are matched case-insensitively in C,
 and Python objects are made only for what the gateway acts on (method, target, path, host,
 X-Forwarded-For, Upgrade, Transfer-Encoding), for the forwarded header lines (``kept``, one
 allocation) and for the head itself (``raw``).
@@ -22,6 +23,7 @@ searched for them.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcmp, memcpy
@@ -83,7 +85,7 @@ cdef enum:
     MAX_CHUNK_LINE = 4096
     MAX_TRAILER = 32768
 
-# character classes, one bit each in CLS
+# character classes, one bit each in CLS, filled from grammar.py's sets
 cdef enum:
     C_TCHAR = 1    # RFC 9110 tchar
     C_VALUE = 2    # field-value bytes: VCHAR, obs-text, SP, HTAB
@@ -101,37 +103,29 @@ cdef unsigned char LOWER[256]
 cdef signed char HEXVAL[256]
 
 
-cdef void _init_tables():
+cdef int _init_tables() except -1:
+    """Fill the lookup tables from the grammar (once, at import: the scanning loops only ever
+    read these C arrays)."""
+    from fastgw._core import grammar
     cdef int c
-    cdef bytes tchar = (b"!#$%&'*+-.^_`|~0123456789"
-                        b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    cdef bytes host = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                       b"-._~!$&'()*+,;=:[]%")
-    cdef bytes hexdigits = b"0123456789abcdefABCDEF"
-    cdef bytes uri = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                      b"-._~!$&'()*+,;=:@/?%")
+    classes = (
+        (C_TCHAR, grammar.TCHAR),
+        (C_VALUE, grammar.FIELD_VALUE),
+        (C_TARGET, grammar.VCHAR | grammar.OBS_TEXT),
+        (C_HOST, grammar.HOST),
+        (C_DIGIT, grammar.DIGIT),
+        (C_URI, grammar.URI),
+        (C_QDTEXT, grammar.QDTEXT),
+        (C_PCT, frozenset(b"%")),
+    )
     for c in range(256):
         CLS[c] = 0
         LOWER[c] = c + 32 if 65 <= c <= 90 else c
-        HEXVAL[c] = -1
-        if 0x20 <= c < 0x7F or c >= 0x80 or c == HT:
-            CLS[c] |= C_VALUE
-        if 0x21 <= c < 0x7F or c >= 0x80:
-            CLS[c] |= C_TARGET
-        if 48 <= c <= 57:
-            CLS[c] |= C_DIGIT
-        if (c == HT or c == SP or 0x21 <= c < 0x7F or c >= 0x80) and c != DQUOTE \
-                and c != BACKSLASH:
-            CLS[c] |= C_QDTEXT
-    for c in tchar:
-        CLS[c] |= C_TCHAR
-    for c in host:
-        CLS[c] |= C_HOST
-    for c in hexdigits:
-        HEXVAL[c] = int(chr(c), 16)
-    for c in uri:
-        CLS[c] |= C_URI
-    CLS[PCT] |= C_PCT
+        HEXVAL[c] = int(chr(c), 16) if c in grammar.HEXDIG else -1
+        for bit, members in classes:
+            if c in members:
+                CLS[c] |= bit
+    return 0
 
 
 _init_tables()
@@ -157,7 +151,8 @@ cdef enum:
     K_TRANSFER_ENCODING
     K_CONNECTION
     K_UPGRADE
-    K_HOP          # keep-alive, proxy-connection, te, trailer
+    K_HOP          # the rest of grammar.HOP_BY_HOP (keep-alive, proxy-connection, te), and
+                   # Trailer (hop-by-hop since RFC 2616 13.5.1)
     K_XFF          # x-forwarded-for
     K_XF_OTHER     # x-forwarded-proto, x-forwarded-host
     K_EXPECT
@@ -1514,13 +1509,25 @@ cdef int _extension_step(int state, unsigned char c) except -1:
     raise ParseError(400, "invalid character in chunk extension")
 
 
+cdef int _append(bytearray out, const unsigned char *p, Py_ssize_t n) except -1:
+    """Append p[:n] to ``out`` (one resize, one copy)."""
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(out)
+    PyByteArray_Resize(out, size + n)
+    memcpy(PyByteArray_AS_STRING(out) + size, p, n)
+    return 0
+
+
 cdef class ChunkedReader:
     """Validates a chunked body as it passes (RFC 9112 7.1), chunk extensions to their grammar
     (7.1.1), without copying data.
 
-    ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
-    when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
-    True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+    ``feed(data, start=0, out=None)`` returns the index in ``data`` just past the end of the
+    body, or -1 when all of ``data[start:]`` belongs to the body and more is expected. ``done``
+    becomes True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+
+    ``out``, a bytearray (not ``data`` itself), receives the payload in the same pass: the chunk
+    data of ``data[start:]``, without sizes, extensions, CRLFs or trailers, which is what an
+    HTTP/1.0 client must be sent. On a ParseError it holds the payload before the fault.
     """
 
     cdef int state
@@ -1531,26 +1538,26 @@ cdef class ChunkedReader:
     cdef bint colon  # the current trailer line has had its name and colon
     cdef readonly bint done
 
-    def feed(self, data, Py_ssize_t start=0):
+    def feed(self, data, Py_ssize_t start=0, bytearray out=None):
         cdef Py_buffer view
         if start < 0:
             raise ValueError("start must not be negative")
         if type(data) is bytes:
             return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
-                              PyBytes_GET_SIZE(data), start)
+                              PyBytes_GET_SIZE(data), start, out)
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except BufferError:  # not contiguous
             data = bytes(data)
             return self._feed(<const unsigned char *>PyBytes_AS_STRING(data),
-                              PyBytes_GET_SIZE(data), start)
+                              PyBytes_GET_SIZE(data), start, out)
         try:
-            return self._feed(<const unsigned char *>view.buf, view.len, start)
+            return self._feed(<const unsigned char *>view.buf, view.len, start, out)
         finally:
             PyBuffer_Release(&view)
 
-    cdef Py_ssize_t _feed(self, const unsigned char *p, Py_ssize_t n,
-                          Py_ssize_t i) except -2:
+    cdef Py_ssize_t _feed(self, const unsigned char *p, Py_ssize_t n, Py_ssize_t i,
+                          bytearray out) except -2:
         cdef int state = self.state
         cdef long long remaining = self.remaining
         cdef Py_ssize_t take
@@ -1561,6 +1568,8 @@ cdef class ChunkedReader:
                 take = n - i
                 if remaining < take:
                     take = <Py_ssize_t>remaining
+                if out is not None:
+                    _append(out, p + i, take)
                 i += take
                 remaining -= take
                 if remaining == 0:

@@ -7,47 +7,32 @@ It is the reference for ``http_parser.pyx`` and runs when the extension is missi
   ``RequestHead`` once ``buf`` holds a whole head, ``None`` while it is incomplete, and raises
   ``ParseError`` (with the HTTP status to answer) as soon as the bytes are known to be bad.
 - ``ResponseParser(max_header_bytes, max_headers).parse(buf)`` does the same for responses.
-- ``ChunkedReader`` validates a chunked body as it streams past, without copying it.
+- ``ChunkedReader`` validates a chunked body as it streams past, without copying it (or, given
+  an ``out`` bytearray, appends its payload there in the same pass).
 
 Only the headers the gateway acts on become Python objects. Every other header line is
-forwarded as a verbatim slice, collected in ``head.kept``.
+forwarded as a verbatim slice, collected in ``head.kept``. The character classes, hop-by-hop
+names and list rule are ``grammar.py``'s, as in the compiled parser.
 """
 
 from __future__ import annotations
 
-# RFC 9110 tchar
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-# field-value bytes: VCHAR, obs-text, SP, HTAB
-_VALUE_OK = frozenset(range(0x20, 0x7F)) | frozenset(range(0x80, 0x100)) | {0x09}
-# VCHAR and obs-text: what an absolute-form authority may hold before its own check (the Host
-# rules below) names the fault
-_TARGET_OK = frozenset(range(0x21, 0x7F)) | frozenset(range(0x80, 0x100))
-# request-target bytes (RFC 3986 as RFC 9112 3.2 uses it): unreserved, sub-delims, ":", "@",
-# "/", "?", and "%", which must begin a pct-encoded triplet. No space, control, DEL, non-ASCII,
-# fragment ("#"), or any of " < > \ ^ ` { | } [ ] (brackets only in an absolute-form authority).
-_URI_OK = frozenset(
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?%"
-)
-_HEXDIG = frozenset(b"0123456789abcdefABCDEF")
-# Host: reg-name / IP-literal / port characters
-_HOST_OK = frozenset(
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
+from .grammar import (
+    FIELD_VALUE, HEXDIG, HOP_BY_HOP, HOST, OBS_TEXT, OWS, QDTEXT, QUOTED_PAIR, TCHAR, URI, VCHAR,
+    is_token, list_elements, split_list,
 )
 
-# Hop-by-hop headers, never forwarded (RFC 9110 7.6.1), plus the ones the proxy rewrites.
-_REQUEST_DROPPED = frozenset(
-    {
-        b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
-        b"host", b"content-length", b"transfer-encoding",
-        b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
-    }
-)
-_RESPONSE_DROPPED = frozenset(
-    {
-        b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
-        b"content-length", b"transfer-encoding",
-    }
-)
+# The byte classes are grammar.py's (TCHAR, FIELD_VALUE, URI, HOST, HEXDIG, ...). What an
+# absolute-form authority may hold before its own check (the Host rules below) names the fault:
+_TARGET_OK = VCHAR | OBS_TEXT
+
+# Never forwarded: the hop-by-hop fields (RFC 9110 7.6.1, with the framing, which the gateway
+# writes itself), Trailer (hop-by-hop since RFC 2616 13.5.1), and the fields the gateway
+# rewrites.
+_RESPONSE_DROPPED = HOP_BY_HOP | {b"trailer", b"content-length"}
+_REQUEST_DROPPED = _RESPONSE_DROPPED | {
+    b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+}
 # Connection may not be used to strip the headers that frame or address the message.
 _NOT_LISTABLE = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
@@ -138,7 +123,7 @@ def _find_header(raw: bytes, name: bytes) -> bytes | None:
     for line in raw.split(b"\r\n")[1:]:
         colon = line.find(b":")
         if colon > 0 and line[:colon].lower() == wanted:
-            return line[colon + 1 :].strip(b" \t")
+            return line[colon + 1 :].strip(OWS)
     return None
 
 
@@ -191,16 +176,15 @@ def _parse_fields(lines, max_headers: int, dropped: frozenset, error_status: int
         if colon <= 0:
             raise ParseError(error_status, "header line without a name and colon")
         name = line[:colon]
-        for c in name:
-            if c not in _TCHAR:
-                raise ParseError(error_status, "invalid character in header name")
-        value = line[colon + 1 :].strip(b" \t")
+        if not is_token(name):
+            raise ParseError(error_status, "invalid character in header name")
+        value = line[colon + 1 :].strip(OWS)
         for c in value:
-            if c not in _VALUE_OK:
+            if c not in FIELD_VALUE:
                 raise ParseError(error_status, "invalid character in header value")
         lname = name.lower()
         if lname == b"connection":
-            connection.extend(t.strip(b" \t").lower() for t in value.split(b","))
+            connection.extend(t.lower() for t in split_list(value))
         fields.append((lname, value, line))
     return fields, connection
 
@@ -221,7 +205,7 @@ def _content_length(values: list[bytes], error_status: int) -> int:
     result = -1
     for value in values:
         for part in value.split(b","):
-            part = part.strip(b" \t")
+            part = part.strip(OWS)
             if not part or not part.isdigit() or len(part) > 18:
                 raise ParseError(error_status, "invalid Content-Length")
             n = int(part)
@@ -231,25 +215,13 @@ def _content_length(values: list[bytes], error_status: int) -> int:
     return result
 
 
-def _elements(values: list[bytes]) -> list[bytes]:
-    """The elements of a comma-separated list split over fields (RFC 9110 5.6.1): each without
-    surrounding OWS, empty ones left out."""
-    out = []
-    for value in values:
-        for part in value.split(b","):
-            part = part.strip(b" \t")
-            if part:
-                out.append(part)
-    return out
-
-
 def _codings(values: list[bytes], error_status: int) -> list[tuple[bytes, bool, bytes]]:
     """The transfer codings: (lowercase name, has parameters, the element as sent)."""
     codings = []
-    for part in _elements(values):
+    for part in list_elements(values):
         # a coding may carry parameters; its name is a token
-        name = part.split(b";", 1)[0].strip(b" \t")
-        if not name or any(c not in _TCHAR for c in name):
+        name = part.split(b";", 1)[0].strip(OWS)
+        if not is_token(name):
             raise ParseError(error_status, "invalid Transfer-Encoding")
         codings.append((name.lower(), b";" in part, part))
     if not codings:
@@ -261,7 +233,7 @@ def _pct_ok(data: bytes) -> bool:
     """Every "%" in data begins a pct-encoded triplet: "%" HEXDIG HEXDIG."""
     i = data.find(b"%")
     while i >= 0:
-        if i + 2 >= len(data) or data[i + 1] not in _HEXDIG or data[i + 2] not in _HEXDIG:
+        if i + 2 >= len(data) or data[i + 1] not in HEXDIG or data[i + 2] not in HEXDIG:
             return False
         i = data.find(b"%", i + 3)
     return True
@@ -281,7 +253,7 @@ def _target_ok(target: bytes) -> bool:
     """The bytes of a request-target are those of a URI (RFC 3986; RFC 9112 3.2): path and
     query characters, each "%" an escape. An absolute-form authority is only held to VCHAR here;
     its own check (the Host rules) comes later and names the fault."""
-    if any(c not in _URI_OK for c in target):
+    if any(c not in URI for c in target):
         lower = target[:8].lower()
         if lower.startswith(b"http://"):
             rest = 7
@@ -291,7 +263,7 @@ def _target_ok(target: bytes) -> bool:
             return False
         cut = _authority_end(target, rest)
         if (any(c not in _TARGET_OK for c in target[rest:cut])
-                or any(c not in _URI_OK for c in target[cut:])):
+                or any(c not in URI for c in target[cut:])):
             return False
     return b"%" not in target or _pct_ok(target)
 
@@ -299,11 +271,10 @@ def _target_ok(target: bytes) -> bool:
 def _protocols(values: list[bytes]) -> bytes | None:
     """A request's Upgrade list (RFC 9110 7.8), validated (protocol-name ["/" protocol-version],
     both tokens) and spelled canonically: the elements joined by ", "; None if it is empty."""
-    protocols = _elements(values)
+    protocols = list_elements(values)
     for proto in protocols:
         name, slash, version = proto.partition(b"/")
-        if (not name or any(c not in _TCHAR for c in name)
-                or (slash and (not version or any(c not in _TCHAR for c in version)))):
+        if not is_token(name) or (slash and not is_token(version)):
             raise ParseError(400, "invalid Upgrade")
     return b", ".join(protocols) or None
 
@@ -342,7 +313,7 @@ class RequestParser:
         if len(parts) != 3:
             raise ParseError(400, "malformed request line")
         method, target, version_bytes = parts
-        if not method or any(c not in _TCHAR for c in method):
+        if not is_token(method):
             raise ParseError(400, "invalid method")
         if not target or not _target_ok(target):
             raise ParseError(400, "invalid request target")
@@ -383,7 +354,7 @@ class RequestParser:
         host = hosts[0] if hosts else None
         # Host is forwarded as the gateway's own "Host: " line with the value without its OWS;
         # a "%" in it must be an escape, as in a target's authority
-        if host is not None and (any(c not in _HOST_OK for c in host) or not _pct_ok(host)):
+        if host is not None and (any(c not in HOST for c in host) or not _pct_ok(host)):
             raise ParseError(400, "invalid Host header")
         if host is None and version == 11:  # RFC 9112 3.2, whatever the target's form
             raise ParseError(400, "missing Host header")
@@ -397,7 +368,7 @@ class RequestParser:
                 rest = target.index(b"//") + 2
                 cut = _authority_end(target, rest)
                 authority = target[rest:cut]
-                if not authority or b"@" in authority or any(c not in _HOST_OK for c in authority):
+                if not authority or b"@" in authority or any(c not in HOST for c in authority):
                     raise ParseError(400, "invalid authority in absolute-form target")
                 host = authority
                 path = target[cut:]
@@ -445,7 +416,7 @@ class RequestParser:
         # own (answered here; RFC 9110 10.1.1: ignored in HTTP/1.0) and never forwarded. Mixed
         # with another expectation it cannot be half-met: 417. Other expectations alone are
         # not interpreted and pass verbatim.
-        expectations = [e.lower() for e in _elements(expects)]
+        expectations = [e.lower() for e in list_elements(expects)]
         saw_continue = b"100-continue" in expectations
         if saw_continue and expectations.count(b"100-continue") != len(expectations):
             raise ParseError(417, "unsupported expectation")
@@ -506,7 +477,7 @@ class ResponseParser:
         if status < 100 or status > 599:
             raise ParseError(502, "status code out of range")
         reason = status_line[13:]
-        if any(c not in _VALUE_OK for c in reason):
+        if any(c not in FIELD_VALUE for c in reason):
             raise ParseError(502, "invalid character in reason phrase")
 
         fields, connection = _parse_fields(lines, self.max_headers, _RESPONSE_DROPPED, 502)
@@ -552,7 +523,7 @@ class ResponseParser:
         head.keep_alive = keep_alive
         # the protocols the client is told about after a 101, in the same canonical spelling
         # (not validated: the gateway relays them, it does not act on them)
-        head.upgrade = (b", ".join(_elements(upgrades)) or None) if upgrades else None
+        head.upgrade = (b", ".join(list_elements(upgrades)) or None) if upgrades else None
         head.head_length = end + 4
         head.kept = _kept_lines(fields, _RESPONSE_DROPPED, connection)
         head.raw = buf[: end + 4]
@@ -574,20 +545,15 @@ _SIZE, _SIZE_LF, _DATA, _DATA_CR, _DATA_LF, _TRAILER, _TRAILER_LF, _DONE = range
  _EXT_VALUE_END,  # after a value: ";", BWS or the CRLF
  _EXT_VALUE_WS,   # BWS after a value: ";" must follow
  ) = range(8, 18)
-_OWS = (0x20, 0x09)
-# quoted-string (RFC 9110 5.6.4): qdtext, and what may follow a backslash (quoted-pair)
-_QDTEXT = frozenset({0x09, 0x20, 0x21}) | frozenset(range(0x23, 0x5C)) | frozenset(
-    range(0x5D, 0x7F)) | frozenset(range(0x80, 0x100))
-_QPAIR = _VALUE_OK  # HTAB / SP / VCHAR / obs-text
 
 
 def _extension_step(state: int, c: int) -> int:
     """One byte of a chunk extension: the next state, or ParseError(400)."""
     if state in (_EXT_NAME, _EXT_TOKEN):
-        if c in _TCHAR:
+        if c in TCHAR:
             return state
         if state == _EXT_NAME:
-            if c in _OWS:
+            if c in OWS:
                 return _EXT_NAME_WS
             if c == 0x3D:  # "="
                 return _EXT_PRE_VALUE
@@ -597,11 +563,11 @@ def _extension_step(state: int, c: int) -> int:
             return _EXT_VALUE_END
         if c == 0x5C:
             return _EXT_QPAIR
-        if c in _QDTEXT:
+        if c in QDTEXT:
             return _EXT_QUOTED
         raise ParseError(400, "invalid quoted string in chunk extension")
     if state == _EXT_QPAIR:
-        if c in _QPAIR:
+        if c in QUOTED_PAIR:
             return _EXT_QUOTED
         raise ParseError(400, "invalid quoted string in chunk extension")
     if state == _EXT_VALUE_END:
@@ -609,32 +575,32 @@ def _extension_step(state: int, c: int) -> int:
             return _EXT_PRE_NAME
         if c == 0x0D:
             return _SIZE_LF
-        if c in _OWS:
+        if c in OWS:
             return _EXT_VALUE_WS
     elif state == _EXT_PRE_NAME:
-        if c in _TCHAR:
+        if c in TCHAR:
             return _EXT_NAME
-        if c in _OWS:
+        if c in OWS:
             return state
         if c == 0x0D or c == 0x3B or c == 0x3D:
             raise ParseError(400, "empty chunk extension name")
     elif state == _EXT_PRE_VALUE:
-        if c in _TCHAR:
+        if c in TCHAR:
             return _EXT_TOKEN
         if c == 0x22:
             return _EXT_QUOTED
-        if c in _OWS:
+        if c in OWS:
             return state
         if c == 0x0D or c == 0x3B:
             raise ParseError(400, "empty chunk extension value")
     elif state == _SIZE_WS:
         if c == 0x3B:
             return _EXT_PRE_NAME
-        if c in _OWS:
+        if c in OWS:
             return state
         raise ParseError(400, "invalid chunk size")
     else:  # _EXT_NAME_WS, _EXT_VALUE_WS: BWS must lead to what follows it
-        if c in _OWS:
+        if c in OWS:
             return state
         if c == 0x3B:
             return _EXT_PRE_NAME
@@ -647,9 +613,13 @@ class ChunkedReader:
     """Validates a chunked body as it passes (RFC 9112 7.1), chunk extensions to their grammar
     (7.1.1), without copying data.
 
-    ``feed(data, start)`` returns the index in ``data`` just past the end of the body, or -1
-    when all of ``data[start:]`` belongs to the body and more is expected. ``done`` becomes
-    True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+    ``feed(data, start=0, out=None)`` returns the index in ``data`` just past the end of the
+    body, or -1 when all of ``data[start:]`` belongs to the body and more is expected. ``done``
+    becomes True at the end. Raises ParseError(400) on bad framing; callers remap for responses.
+
+    ``out``, a bytearray (not ``data`` itself), receives the payload in the same pass: the chunk
+    data of ``data[start:]``, without sizes, extensions, CRLFs or trailers, which is what an
+    HTTP/1.0 client must be sent. On a ParseError it holds the payload before the fault.
     """
 
     __slots__ = ("state", "remaining", "line_len", "trailer_bytes", "done", "digits", "colon")
@@ -663,15 +633,22 @@ class ChunkedReader:
         self.colon = False  # the current trailer line has had its name and colon
         self.done = False
 
-    def feed(self, data, start: int = 0) -> int:
+    def feed(self, data, start: int = 0, out: bytearray | None = None) -> int:
         if start < 0:
             raise ValueError("start must not be negative")
+        if out is not None:
+            if type(out) is not bytearray:  # exactly, as the compiled reader's typed argument
+                raise TypeError("out must be a bytearray")
+            if isinstance(data, memoryview) and not data.c_contiguous:
+                data = data.tobytes()  # as the compiled reader reads it
         i = start
         n = len(data)
         state = self.state
         while i < n:
             if state == _DATA:
                 take = min(self.remaining, n - i)
+                if out is not None:
+                    out += data[i:i + take]
                 i += take
                 self.remaining -= take
                 if self.remaining == 0:
@@ -680,7 +657,7 @@ class ChunkedReader:
             c = data[i]
             i += 1
             if state == _SIZE:
-                if c in b"0123456789abcdefABCDEF":
+                if c in HEXDIG:
                     self.digits += 1
                     if self.digits > 15:
                         raise ParseError(400, "chunk size too large")
@@ -724,14 +701,14 @@ class ChunkedReader:
                     if self.line_len and not self.colon:
                         raise ParseError(400, "chunked trailer line without a colon")
                     state = _TRAILER_LF
-                elif c == 0x0A or (c not in _VALUE_OK):
+                elif c == 0x0A or (c not in FIELD_VALUE):
                     raise ParseError(400, "invalid character in chunked trailer")
                 else:
                     # a trailer line is a field line: token ":" value
                     if not self.colon:
                         if c == 0x3A and self.line_len:
                             self.colon = True
-                        elif c not in _TCHAR:
+                        elif c not in TCHAR:
                             raise ParseError(400, "invalid chunked trailer field name")
                     self.line_len += 1
             elif state == _TRAILER_LF:

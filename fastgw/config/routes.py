@@ -7,17 +7,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from .._core.grammar import FIELD_VALUE, TOKEN_PATTERN, regex_class
 from .schema import Condition, HeaderRewrite, Route, Versioning
 from .units import show
 
 Problem = tuple[str, str]
 
-STICKY_ON = re.compile(r"(?:(header|cookie|query):([!#$%&'*+.^_`|~0-9A-Za-z-]+)|(ip))")
+STICKY_ON = re.compile(rf"(?:(header|cookie|query):({TOKEN_PATTERN})|(ip))")
 STICKY_ON_EXAMPLE = '"header:NAME", "cookie:NAME", "query:NAME" or "ip"'
-TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+TOKEN = re.compile(TOKEN_PATTERN)  # methods and header names
 VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+HEADER_VALUE = re.compile(regex_class(FIELD_VALUE) + "*")
 
 
 def route_rewrite_problems(route: Route, path: str,

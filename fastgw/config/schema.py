@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from .._core.grammar import TOKEN_PATTERN
 from .units import Duration, Size, parse_duration, parse_size
 
 __all__ = [
@@ -135,7 +136,7 @@ class Keepalive(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 Balance = Literal["round_robin", "consistent_hash", "least_conn"]
 
 # what a consistent hash is keyed on: header:NAME | cookie:NAME | query:NAME | ip | path | uri
-HASH_ON = re.compile(r"(?:(header|cookie|query):([!#$%&'*+.^_`|~0-9A-Za-z-]+)|(ip|path|uri))")
+HASH_ON = re.compile(rf"(?:(header|cookie|query):({TOKEN_PATTERN})|(ip|path|uri))")
 HASH_ON_EXAMPLE = '"header:NAME", "cookie:NAME", "query:NAME", "ip", "path" or "uri"'
 
 

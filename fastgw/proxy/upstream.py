@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 from .._core import ChunkedReader, ParseError
-from .dechunk import ChunkedDecoder
 from .outcome import Outcome
 
 log = logging.getLogger("fastgw.upstream")
@@ -50,7 +49,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         self.kind = NO_BODY
         self.remaining = 0
         self.chunks = None
-        self.dechunk = None  # a ChunkedDecoder when the client speaks HTTP/1.0
+        self.dechunk = None  # HTTP/1.0 client: a bytearray, the payload of a chunked body
         self.got_bytes = False
         self.reading_paused = False
         self.write_paused = False  # over the write high-water mark (the upstream reads slowly)
@@ -167,7 +166,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         elif rhead.chunked:
             kind = CHUNKED
             self.chunks = ChunkedReader()
-            self.dechunk = ChunkedDecoder() if request.version == 10 else None
+            self.dechunk = bytearray() if request.version == 10 else None
         elif rhead.content_length >= 0:
             kind = LENGTH
             self.remaining = rhead.content_length
@@ -211,8 +210,10 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
             else:
                 self._done()
         elif kind == CHUNKED:
+            payload = self.dechunk  # None for HTTP/1.1 clients: they get the chunks as they are
             try:
-                end = self.chunks.feed(data)
+                end = self.chunks.feed(data) if payload is None else \
+                    self.chunks.feed(data, 0, payload)
             except ParseError as exc:
                 if head:
                     exchange.deliver(head)
@@ -221,8 +222,9 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
             if end >= 0:
                 extra = end < len(data)
                 data = data[:end]
-            if self.dechunk is not None:
-                data = self.dechunk.decode(data)
+            if payload is not None:  # the reader took the framing off
+                data = bytes(payload)
+                del payload[:]
             if end < 0:
                 exchange.deliver_more(head + data if head else data)
                 return
