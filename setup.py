@@ -23,11 +23,13 @@ if os.environ.get("FASTGW_NO_EXT") != "1":
                 ["fastgw/_core/http_parser.pyx"],
                 extra_compile_args=COMPILE_ARGS,
             ),
-            # the data path's protocols and exchange: plain Python, compiled with the types
-            # declared in the .pxd beside each (without the extensions the same code runs)
-            *(Extension(f"fastgw.proxy.{name}", [f"fastgw/proxy/{name}.py"],
-                        extra_compile_args=COMPILE_ARGS)
-              for name in ("exchange", "client", "upstream")),
+            # the data path's protocols, exchange, pools and round robin: plain Python,
+            # compiled with the types declared in the .pxd beside each (without the
+            # extensions the same code runs)
+            *(Extension(name, [name.replace(".", "/") + ".py"], extra_compile_args=COMPILE_ARGS)
+              for name in ("fastgw.proxy.exchange", "fastgw.proxy.client",
+                           "fastgw.proxy.upstream", "fastgw.upstream.pool",
+                           "fastgw.balance.round_robin")),
         ],
         compiler_directives={
             "language_level": "3",

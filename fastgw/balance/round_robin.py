@@ -1,3 +1,4 @@
+# cython: boundscheck=True, wraparound=True, annotation_typing=False
 """nginx's smooth weighted round robin (ngx_http_upstream_round_robin.c), pick for pick.
 
 Each pick adds every available peer's weight to its current weight, takes the peer with the

@@ -1,3 +1,4 @@
+# cython: boundscheck=True, wraparound=True, annotation_typing=False
 """Per-target pool of idle keep-alive upstream connections.
 
 LIFO: the most recently used connection is reused first, so the others age out and close
