@@ -377,7 +377,9 @@ class Exchange:
     def stale(self) -> bool:
         """A pooled connection turned out closed before any response byte: send the request
         again on a new connection to the same target, once. Not a new attempt: the keep-alive
-        race says nothing about the target. False when the request cannot be replayed."""
+        race says nothing about the target. False when the request was not held whole.
+        (A POST is replayed too, as before this module existed; whether non-idempotent
+        requests may be sent again is the retry policy's decision, RFC 9110 9.2.2.)"""
         request = self.replay
         if request is None or self.state != ATTEMPT:
             return False

@@ -70,6 +70,8 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         self.rbuf = b""
         if paused:
             self.pause_reading()
+        elif self.reading_paused:  # never read for one exchange, write for the next
+            self.resume_reading()
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
@@ -176,8 +178,11 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         if (kind == LENGTH and len(body) == self.remaining) or (kind == NO_BODY and not body):
             self.remaining = 0  # the common case: the whole response is here
             self.exchange = None
-            self._release(exchange.request_sent)
+            request_sent = exchange.request_sent
+            # the write to the client first: if it pauses this connection's reading (a client
+            # over its write limit), the release below resumes it before it can be pooled
             exchange.respond(rhead, kind == NO_BODY, body)
+            self._release(request_sent)
             return
         self.phase = BODY
         head = exchange.response_head(rhead, kind == NO_BODY,

@@ -380,6 +380,42 @@ def test_stale_pooled_connection_is_not_a_separate_attempt(world):
         listener.close()
 
 
+class PausingTransport(FakeTransport):
+    """A client transport over its write limit at the first write (as uvloop calls
+    pause_writing from inside write())."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.protocol = None
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.protocol is not None:
+            self.protocol.pause_writing()
+
+
+def test_a_client_not_reading_leaves_no_paused_connection_in_the_pool(world):
+    """A response that fills the client's write buffer pauses the upstream connection's
+    reading; the connection must go back to its pool reading again, or the next request on it
+    never gets its answer."""
+    conn, up = world.pooled()
+    client = ClientConnection(world.gw)
+    transport = PausingTransport()
+    client.connection_made(transport)
+    transport.protocol = client
+    client.data_received(GET)
+    conn.data_received(OK)
+    assert world.only().ending == ex.RESPONDED
+    assert conn.target.pool.idle == [conn]
+    assert up.reading and not conn.reading_paused
+
+    other, out = world.client()  # the next request takes the pooled connection
+    other.data_received(GET)
+    assert up.reading
+    conn.data_received(OK)
+    assert out.out.endswith(b"ok") and len(world.finished) == 2
+
+
 def test_every_attempt_is_reported_to_the_balancer(world):
     reports = []
     group = world.gw.groups["app"]
