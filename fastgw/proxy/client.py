@@ -109,6 +109,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             conn.send_eof()
             return True
         if phase <= BODY:
+            if phase == HEAD and self.buf:  # pipelined requests not read yet: answer the
+                self._read_head()  # whole ones (then close), or close on a partial one
+                return True
             return False  # no complete request to answer: close
         if phase == PROXYING and not self.exchange.request_sent:
             self._body_failed("request body cut short")  # the client closed mid-body
@@ -337,7 +340,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         if self.phase == CLOSED:
             return
         exchange.close = connection_closes(not exchange.close, exchange.request_sent, False,
-                                           self.gw.closing, self.eof)
+                                           self.gw.closing, self.eof and not self.buf)
         self._write_error(exchange, status, reason, exchange.close)
         self.exchange_done(exchange)
 
@@ -398,7 +401,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         self.buf = self.buf[head.head_length:]
         exchange.request_sent = True
         exchange.close = connection_closes(not exchange.close, True, False, self.gw.closing,
-                                           self.eof)
+                                           self.eof and not self.buf)
         self._write_error(exchange, status, reason, exchange.close)
         exchange.answer(status)
         self.exchange_done(exchange)

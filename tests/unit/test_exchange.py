@@ -416,6 +416,25 @@ def test_a_client_not_reading_leaves_no_paused_connection_in_the_pool(world):
     assert out.out.endswith(b"ok") and len(world.finished) == 2
 
 
+def test_pipelined_requests_before_a_half_close_are_all_answered(world):
+    """Requests pipelined ahead of the client's FIN are answered, the gateway's own answers
+    included, and only then does the connection close."""
+    nope = b"GET /nope HTTP/1.1\r\nHost: h\r\n\r\n"
+    client, out = world.client()
+    client.data_received(nope * 3)  # the first is answered now, the rest from the loop
+    assert client.eof_received() is True  # the FIN comes before the loop reads the next one
+    world.run(0.01)
+    assert out.out.count(b"HTTP/1.1 404 ") == 3, bytes(out.out)
+    assert out.out.count(b"Connection: close") == 1 and out.closed
+    assert len(world.finished) == 3
+
+    client, out = world.client()  # a partial request before the FIN: closed, no answer
+    client.data_received(nope + b"GET /nope HTTP/1.1\r\n")
+    assert client.eof_received() is True
+    world.run(0.01)
+    assert out.out.count(b"HTTP/1.1 404 ") == 1 and out.closed
+
+
 def test_every_attempt_is_reported_to_the_balancer(world):
     reports = []
     group = world.gw.groups["app"]
