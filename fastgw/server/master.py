@@ -27,6 +27,7 @@ from ..config import ConfigError, load_config_bytes, read_config_file
 from ..logs import set_level, setup_logging
 from ..plan import compile_plan
 from ..plan_diff import checksum, describe_changes
+from ..proxy import implementation as data_path
 from . import control, listeners, status
 from .listeners import show
 
@@ -77,8 +78,9 @@ class Master:
 
     def run(self) -> int:
         setup_logging(self.config.log_level, "master")
-        log.info("fastgw %s starting with %s (parser: %s, %s; %d workers)", __version__,
-                 self.filename, _core.IMPLEMENTATION, _core.WHY, self.config.worker_count())
+        log.info("fastgw %s starting with %s (parser: %s, %s; data path: %s; %d workers)",
+                 __version__, self.filename, _core.IMPLEMENTATION, _core.WHY, data_path(),
+                 self.config.worker_count())
         try:
             self.listeners.adopt(self.listeners.bind(
                 self.config.listen_addresses(), list(range(1, self.config.worker_count() + 1))))
