@@ -352,6 +352,22 @@ cdef inline bint _ows(unsigned char c) noexcept:
     return c == SP or c == HT
 
 
+cdef inline Py_ssize_t _element(const unsigned char *p, Py_ssize_t a, Py_ssize_t ve,
+                                 Py_ssize_t *ts, Py_ssize_t *te) noexcept:
+    """One element of the comma list p[a:ve] (RFC 9110 5.6.1): its bounds without OWS go to
+    ts/te (equal when the element is empty); returns where it ends (the comma, or ve)."""
+    cdef const unsigned char *q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
+    cdef Py_ssize_t b = ve if q == NULL else q - p
+    cdef Py_ssize_t s = a, e = b
+    while s < e and _ows(p[s]):
+        s += 1
+    while e > s and _ows(p[e - 1]):
+        e -= 1
+    ts[0] = s
+    te[0] = e
+    return b
+
+
 cdef Py_ssize_t _bare_cr(const unsigned char *p, Py_ssize_t n) noexcept:
     """Index of the first CR in p[:n] not followed by LF, or -1."""
     cdef Py_ssize_t pos = 0, i
@@ -416,14 +432,7 @@ cdef void _connection_tokens(const unsigned char *p, Py_ssize_t a, Py_ssize_t ve
     cdef Py_ssize_t b, ts, te
     cdef const unsigned char *q
     while True:
-        q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
-        b = ve if q == NULL else q - p
-        ts = a
-        te = b
-        while ts < te and _ows(p[ts]):
-            ts += 1
-        while te > ts and _ows(p[te - 1]):
-            te -= 1
+        b = _element(p, a, ve, &ts, &te)
         if te - ts == 5 and _lower_eq(p + ts, b"close", 5):
             f.conn_close = True
         elif te - ts == 10 and _lower_eq(p + ts, b"keep-alive", 10):
@@ -449,14 +458,7 @@ cdef int _expectations(const unsigned char *p, Line *lines, Py_ssize_t nlines) n
         a = lines[k].vstart
         ve = lines[k].vend
         while True:
-            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
-            b = ve if q == NULL else q - p
-            ts = a
-            te = b
-            while ts < te and _ows(p[ts]):
-                ts += 1
-            while te > ts and _ows(p[te - 1]):
-                te -= 1
+            b = _element(p, a, ve, &ts, &te)
             if te - ts == 12 and _lower_eq(p + ts, b"100-continue", 12):
                 found |= 1
             elif te > ts:
@@ -480,14 +482,7 @@ cdef bint _listed(const unsigned char *p, Line *lines, Py_ssize_t nlines,
         a = lines[c].vstart
         ve = lines[c].vend
         while True:
-            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
-            b = ve if q == NULL else q - p
-            ts = a
-            te = b
-            while ts < te and _ows(p[ts]):
-                ts += 1
-            while te > ts and _ows(p[te - 1]):
-                te -= 1
+            b = _element(p, a, ve, &ts, &te)
             if te - ts == nlen and _lower_eq(p + ts, p + ns, nlen):
                 return True
             if b == ve:
@@ -632,14 +627,7 @@ cdef Py_ssize_t _codings(const unsigned char *p, Line *lines, Py_ssize_t nlines,
         a = lines[k].vstart
         ve = lines[k].vend
         while True:
-            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
-            b = ve if q == NULL else q - p
-            ts = a
-            te = b
-            while ts < te and _ows(p[ts]):
-                ts += 1
-            while te > ts and _ows(p[te - 1]):
-                te -= 1
+            b = _element(p, a, ve, &ts, &te)
             if te > ts:
                 # a coding may carry parameters; its name is a token
                 q = <const unsigned char *>memchr(p + ts, SEMI, te - ts)
@@ -671,14 +659,7 @@ cdef long long _content_length(const unsigned char *p, Line *lines, Py_ssize_t n
         a = lines[k].vstart
         ve = lines[k].vend
         while True:
-            q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
-            b = ve if q == NULL else q - p
-            ts = a
-            te = b
-            while ts < te and _ows(p[ts]):
-                ts += 1
-            while te > ts and _ows(p[te - 1]):
-                te -= 1
+            b = _element(p, a, ve, &ts, &te)
             if te == ts or te - ts > 18 or not _all(p, ts, te, C_DIGIT):
                 raise ParseError(status, "invalid Content-Length")
             value = 0
@@ -740,14 +721,7 @@ cdef object _elements(const unsigned char *p, Line *lines, Py_ssize_t nlines, in
             a = lines[k].vstart
             ve = lines[k].vend
             while True:
-                q = <const unsigned char *>memchr(p + a, COMMA, ve - a)
-                b = ve if q == NULL else q - p
-                ts = a
-                te = b
-                while ts < te and _ows(p[ts]):
-                    ts += 1
-                while te > ts and _ows(p[te - 1]):
-                    te -= 1
+                b = _element(p, a, ve, &ts, &te)
                 if te > ts:
                     if step == 0:
                         if protocols and not _protocol_ok(p, ts, te):
