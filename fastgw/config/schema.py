@@ -236,6 +236,8 @@ class Timeouts(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     client_idle: Duration = 75.0
     upstream_connect: Duration = 5.0
     upstream_read: Duration = 60.0
+    # a client that is sent bytes must take some within this long (nginx's send_timeout)
+    client_send: Duration = 60.0
 
     def __post_init__(self) -> None:
         _normalize_units(self)

@@ -7,9 +7,11 @@ cdef class ClientConnection:
     cdef public Exchange exchange
     cdef public int phase
     cdef public double deadline
-    cdef public Py_ssize_t body_left, scan
+    cdef public Py_ssize_t body_left, scan, pos, unsent
     cdef public bint eof, pause_pipeline, pause_upstream, reading_paused, write_paused, fresh
+    cdef public bint batching
+    cdef public unsigned long long acked
 
     cpdef data_received(self, data)
-    cpdef _read_head(self)
+    cpdef bint _read_head(self)
     cpdef exchange_done(self, exchange)

@@ -4,7 +4,12 @@
 It owns the connection: reading request heads, collecting small bodies whole (so a bad
 request never reaches an upstream, and the request can be replayed) or streaming large ones,
 pipelining in order, flow control both ways, the connection's deadline, and writing the
-gateway's own answers. What happens to each request (route, attempts, response, the one
+gateway's own answers.
+
+Held input is bounded and consumed by offset: ``buf[pos:]`` is what has not been used yet, a
+request taken from it moves ``pos`` (never a copy of the rest), and reading pauses while more
+than ``request_buffer`` waits behind unanswered requests, or while the client is not reading
+the answers it already has (its write buffer is over the high-water mark). What happens to each request (route, attempts, response, the one
 ``finish()``) is its Exchange's business (exchange.py). Protocol callbacks call each other:
 there is no Task or Future per request.
 """
@@ -23,6 +28,7 @@ from .responses import CONTINUE, error_response
 log = logging.getLogger("fastgw.proxy")
 
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+TCP_INFO_BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info
 
 # phases of a client connection
 IDLE = 0  # between requests, nothing received yet (idle deadline)
@@ -32,18 +38,21 @@ PROXYING = 3  # request handed to an upstream; body may still be streaming
 TUNNEL = 4  # after a 101: bytes both ways
 CLOSED = 5
 
+BATCH = 64  # pipelined requests answered by the gateway itself before yielding to the loop
+
 
 class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
     __slots__ = (
         "gw", "transport", "buf", "phase", "deadline", "exchange", "body_left", "chunks", "scan",
         "pending", "eof", "pause_pipeline", "pause_upstream", "reading_paused", "write_paused",
-        "client_ip", "xff_tail", "fresh",
+        "client_ip", "xff_tail", "fresh", "pos", "batching", "unsent", "acked",
     )
 
     def __init__(self, gw) -> None:
         self.gw = gw
         self.transport = None
-        self.buf = b""  # received bytes not yet consumed (a head, a small body, pipelined requests)
+        self.buf = b""  # received bytes (a head, a small body, pipelined requests): the unused
+        self.pos = 0  # ones start at pos; buf is b"" and pos 0 when everything was used
         self.phase = IDLE
         self.deadline = 0.0
         self.exchange = None  # the request in progress
@@ -59,6 +68,10 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         self.client_ip = b""
         self.xff_tail = b""
         self.fresh = True  # no request received yet on this connection
+        self.batching = False  # _read_next is answering held requests: exchange_done leaves
+        # the next one to its loop
+        self.unsent = 0  # bytes waiting in the write buffer when the send deadline was set
+        self.acked = 0  # bytes the client's TCP had acknowledged then
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -76,7 +89,15 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
     def data_received(self, data: bytes) -> None:
         phase = self.phase
         if phase <= HEAD:
-            self.buf = self.buf + data if self.buf else data
+            if self.buf:
+                self._append(data)
+            else:
+                self.buf = data
+            if self.write_paused:  # the answers it has are not being read: hold this input
+                self.phase = HEAD
+                self.fresh = False
+                self._limit_held()
+                return
             if phase == IDLE:
                 self.phase = HEAD
                 self.fresh = False
@@ -88,7 +109,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             else:
                 self._stream_body(data)
         elif phase == BODY:
-            self.buf += data
+            self._append(data)
             self.deadline = self.gw.now + self.gw.idle_timeout
             self._collect_body()
         elif phase == TUNNEL:
@@ -128,68 +149,94 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             exchange.cut()
 
     def pause_writing(self) -> None:
+        """The client is not taking bytes as fast as they come: stop reading the upstream
+        (and answering held requests) until it does; it must keep making progress."""
         self.write_paused = True
-        self.deadline = self.gw.now + self.gw.read_timeout
+        self._await_progress()
         exchange = self.exchange
         if exchange is not None and exchange.conn is not None:
             exchange.conn.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        gw = self.gw
+        phase = self.phase
         exchange = self.exchange
-        if exchange is not None and exchange.conn is not None:
-            exchange.conn.resume_reading()
+        if phase == PROXYING or phase == TUNNEL:  # the upstream's bytes are due again
+            if phase == PROXYING and not exchange.request_sent:
+                self.deadline = gw.now + gw.idle_timeout  # the request body is still coming
+            else:
+                self.deadline = gw.now + gw.read_timeout
+            if exchange is not None and exchange.conn is not None:
+                exchange.conn.resume_reading()
+        elif phase == HEAD:  # requests held while the client was not reading its answers
+            self.deadline = gw.now + gw.header_timeout
+            if exchange is None and self.buf:
+                gw.loop.call_soon(self._read_next)
+        elif phase == IDLE:
+            self.deadline = gw.now + gw.idle_timeout
 
     # -- reading requests ----------------------------------------------------------------------
 
-    def _read_head(self) -> None:
+    def _read_head(self) -> bool:
+        """Take the next request from the held input: False if its head is not all there."""
         gw = self.gw
-        try:
-            head = gw.parser.parse(self.buf)
+        pos = self.pos
+        try:  # a pipelined request: parsed in place (the parser takes any buffer, no copy)
+            head = gw.parser.parse(self.buf if pos == 0 else memoryview(self.buf)[pos:])
         except ParseError as exc:
             self._reject(exc.status, exc.reason)
-            return
+            return True
         if head is None:
             if self.eof:
                 self._close()
-            elif not self.buf.strip(b"\r\n"):  # only the empty lines a request may follow
-                self.phase = IDLE  # (RFC 9112 2.2): still idle, not a request taking long
+            elif not self.buf[pos:].strip(b"\r\n"):  # only the empty lines a request may
+                self.phase = IDLE  # follow (RFC 9112 2.2): idle, not a request taking long
                 self.deadline = gw.now + gw.idle_timeout
-            return
+            if self.pause_pipeline:  # the rest of the head is needed (its size is the
+                self.pause_pipeline = False  # parser's limits to bound)
+                self._update_reading()
+            return False
         exchange = self.exchange = Exchange(self, head)  # routes it
         if exchange.refusal is not None:
             self._answer_after_head(*exchange.refusal)
-            return
-        start = head.head_length
+            return True
+        start = pos + head.head_length
         if head.chunked:
             self.chunks = ChunkedReader()
             self.scan = start
         elif head.content_length > 0:
             if head.content_length > gw.max_body:
                 self._reject(413, "request body larger than limits.max_body_bytes")
-                return
+                return True
             self.chunks = None
         else:  # no body: the request goes now (what _send does, inline on the hot path)
             self.chunks = None
             answer = exchange.send(b"", True)
             if answer is not None:
                 self._answer_after_head(*answer)
-                return
-            self.buf = self.buf[start:]
+                return True
             self.phase = PROXYING
-            return
+            if start == len(self.buf):
+                self.buf = b""
+                self.pos = 0
+            else:
+                self.pos = start
+                self._limit_held()
+            return True
         if head.expect_continue:
             self.transport.write(CONTINUE)
         self.phase = BODY
         self.deadline = gw.now + gw.idle_timeout
         self._collect_body()
+        return True
 
     def _collect_body(self) -> None:
         """Wait for a small body to arrive whole; start streaming once it outgrows the buffer."""
         gw = self.gw
         buf = self.buf
         head = self.exchange.head
-        start = head.head_length
+        start = self.pos + head.head_length
         if self.chunks is None:
             end = start + head.content_length
             if len(buf) >= end:
@@ -219,7 +266,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         if answer is not None:
             self._answer_after_head(*answer)
             return
-        self.buf = self.buf[consumed:]
+        self._consume(consumed)
         self.phase = PROXYING
 
     def _stream_body(self, data: bytes) -> None:
@@ -269,15 +316,43 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         if pending:
             self.pending = b""
             if self.pause_pipeline:
-                self.pause_pipeline = False
-                self._update_reading()
+                self._limit_held()
         return pending
 
     def _hold_pipelined(self, data: bytes) -> None:
         """Keep bytes of the next request until this one is answered (in order)."""
-        self.buf = self.buf + data if self.buf else data
-        if len(self.buf) > self.gw.request_buffer and not self.pause_pipeline:
-            self.pause_pipeline = True
+        if self.buf:
+            self._append(data)
+        else:
+            self.buf = data
+        self._limit_held()
+
+    def _append(self, data: bytes) -> None:
+        """Add received bytes to the held input, dropping the used part first (one copy of
+        what is held, which is bounded, per read)."""
+        pos = self.pos
+        if pos:
+            self.buf = self.buf[pos:] + data
+            self.scan -= pos
+            self.pos = 0
+        else:
+            self.buf += data
+
+    def _consume(self, end: int) -> None:
+        """The held input up to ``end`` is used."""
+        if end >= len(self.buf):
+            self.buf = b""
+            self.pos = 0
+        else:
+            self.pos = end
+            self._limit_held()
+
+    def _limit_held(self) -> None:
+        """Read no more while over ``request_buffer`` of input waits behind earlier requests:
+        what is held stays under request_buffer plus one read."""
+        over = len(self.buf) - self.pos > self.gw.request_buffer
+        if over != self.pause_pipeline:
+            self.pause_pipeline = over
             self._update_reading()
 
     def upstream_congested(self, congested: bool) -> None:
@@ -301,7 +376,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         self.phase = TUNNEL
         self.deadline = self.gw.now + self.gw.read_timeout
         if self.buf:
-            data, self.buf = self.buf, b""
+            data = self.buf[self.pos:]
+            self.buf = b""
+            self.pos = 0
             self.exchange.conn.send(data)
         if self.pause_pipeline:
             self.pause_pipeline = False
@@ -315,14 +392,18 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         if exchange.close or self.phase == CLOSED:
             self._close()
             return
-        if self.pause_pipeline or self.pause_upstream:
-            self.pause_pipeline = False
+        if self.pause_upstream:
             self.pause_upstream = False
             self._update_reading()
         if self.buf:
             self.phase = HEAD
+            if self.write_paused:  # held until the client reads what it was sent
+                self._limit_held()
+                return
+            self._limit_held()
             self.deadline = gw.now + gw.header_timeout
-            gw.loop.call_soon(self._read_next)
+            if not self.batching:
+                gw.loop.call_soon(self._read_next)
         elif self.eof:
             self._close()
         else:
@@ -330,10 +411,22 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self.deadline = gw.now + gw.idle_timeout
 
     def _read_next(self) -> None:
-        """The next pipelined request, from the loop rather than the stack: a long pipeline of
-        requests the gateway answers itself would otherwise recurse without bound."""
-        if self.phase == HEAD and self.buf:
-            self._read_head()
+        """The next pipelined requests, from the loop rather than the stack (a long pipeline
+        of requests the gateway answers itself would otherwise recurse without bound): up to
+        BATCH of them, then the loop's other connections get their turn."""
+        self.batching = True
+        n = BATCH
+        try:
+            while self.phase == HEAD and self.buf and not self.write_paused:
+                if not self._read_head():
+                    break
+                n -= 1
+                if n == 0:
+                    if self.phase == HEAD and self.buf and not self.write_paused:
+                        self.gw.loop.call_soon(self._read_next)
+                    break
+        finally:
+            self.batching = False
 
     def answer_failure(self, exchange, status: int, reason: str) -> None:
         """The exchange's attempt failed before a response head: answer ``status``."""
@@ -349,23 +442,48 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
     def on_deadline(self) -> None:
         phase = self.phase
         self.deadline = 0.0
-        if phase == IDLE:
+        if self.write_paused or phase == CLOSED:  # waiting for the client to read
+            if not self._sent_some():
+                log.info("client %s: not reading what it was sent; closing",
+                         self.client_ip.decode())
+                self.abort()
+        elif phase == IDLE:
             self._close()
         elif phase in (HEAD, BODY):
             self._reject(408, "request not received in time")
         elif phase == PROXYING:
             exchange = self.exchange
-            if self.write_paused:
-                log.info("client %s: not reading the response; closing", self.client_ip.decode())
-                self.abort()
-            elif not exchange.request_sent:
+            if not exchange.request_sent:
                 self._body_failed("request body not received in time", 408)
             elif exchange.state == ATTEMPT and exchange.conn is not None:
                 exchange.timed_out()
             else:
                 self.abort(Outcome.TIMEOUT)  # the response body stalled
-        elif phase in (TUNNEL, CLOSED):  # CLOSED: still flushing to a client that stopped reading
+        elif phase == TUNNEL:
             self.abort()
+
+    def _await_progress(self) -> None:
+        """Bytes wait for the client: it gets ``client_send`` to take some of them (nginx's
+        send_timeout: the time between two writes that made progress, not the whole send)."""
+        self.unsent = self.transport.get_write_buffer_size()
+        self.acked = bytes_acked(self.transport)
+        self.deadline = self.gw.now + self.gw.send_timeout
+
+    def _sent_some(self) -> bool:
+        """At the send deadline: did the client take bytes since it was set? Then it gets
+        another ``client_send``. Taking bytes shows as a smaller write buffer, or, while the
+        kernel's (large, autotuned) send buffer still holds plenty, as more bytes acknowledged
+        by the client's TCP, which only opens its window as the client reads."""
+        unsent = self.transport.get_write_buffer_size()
+        if unsent == 0 and self.phase == CLOSED:
+            return True  # flushed; the transport finishes closing by itself
+        acked = bytes_acked(self.transport)
+        if unsent < self.unsent or acked > self.acked:
+            self.unsent = unsent
+            self.acked = acked
+            self.deadline = self.gw.now + self.gw.send_timeout
+            return True
+        return False
 
     # -- endings -----------------------------------------------------------------------------
 
@@ -381,6 +499,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         if self.phase == CLOSED:
             return
         self.buf = b""
+        self.pos = 0
         exchange = self.exchange
         if exchange is None:  # rejected before a head could be parsed
             exchange = Exchange(self, None)
@@ -398,7 +517,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         if head.chunked or head.content_length > 0:
             self._reject(status, reason)
             return
-        self.buf = self.buf[head.head_length:]
+        self._consume(self.pos + head.head_length)
         exchange.request_sent = True
         exchange.close = connection_closes(not exchange.close, True, False, self.gw.closing,
                                            self.eof and not self.buf)
@@ -418,7 +537,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self.phase = CLOSED
             self.deadline = 0.0
             if self.transport.get_write_buffer_size():  # bounded: a client that stops reading
-                self.deadline = self.gw.now + self.gw.read_timeout  # is cut (on_deadline)
+                self._await_progress()  # is cut (on_deadline)
             self.transport.close()
 
     def close(self) -> None:
@@ -448,3 +567,18 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self._close()
             return True
         return False
+
+
+def bytes_acked(transport) -> int:
+    """How many bytes the peer's TCP has acknowledged on this connection (0 where the kernel
+    does not say): a progress count that includes what the kernel's buffer sent."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except (OSError, AttributeError):
+        return 0
+    if len(info) < TCP_INFO_BYTES_ACKED + 8:
+        return 0
+    return struct.unpack_from("Q", info, TCP_INFO_BYTES_ACKED)[0]

@@ -70,6 +70,7 @@ class ProxyState:
         self.idle_timeout = timeouts.client_idle
         self.connect_timeout = timeouts.upstream_connect
         self.read_timeout = timeouts.upstream_read
+        self.send_timeout = timeouts.client_send
         self.shutdown_timeout = config.shutdown_timeout
 
         old_groups = self.groups

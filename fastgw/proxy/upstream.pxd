@@ -7,6 +7,7 @@ cdef class UpstreamConnection:
     cdef public Exchange exchange
     cdef public int phase, kind
     cdef public long long remaining
+    cdef public int interim
     cdef public bint keep_alive, got_bytes, reading_paused, write_paused, eof
 
     cpdef start(self, exchange, bytes request, bint paused)

@@ -25,6 +25,8 @@ BODY = 2  # streaming the response body
 TUNNEL = 3
 CLOSED = 4
 
+MAX_INTERIM = 100  # interim (1xx) responses passed on per request; one more is a bad upstream
+
 # how the response body ends
 NO_BODY = 0
 LENGTH = 1
@@ -36,6 +38,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
     __slots__ = (
         "gw", "target", "transport", "exchange", "phase", "rbuf", "keep_alive", "kind",
         "remaining", "chunks", "dechunk", "got_bytes", "reading_paused", "write_paused", "eof",
+        "interim",
     )
 
     def __init__(self, gw, target) -> None:
@@ -54,6 +57,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         self.reading_paused = False
         self.write_paused = False  # over the write high-water mark (the upstream reads slowly)
         self.eof = False  # the upstream finished sending (only tracked in a tunnel)
+        self.interim = 0  # interim responses received for this request
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -68,6 +72,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         self.phase = HEAD
         self.got_bytes = False
         self.rbuf = b""
+        self.interim = 0
         if paused:
             self.pause_reading()
         elif self.reading_paused:  # never read for one exchange, write for the next
@@ -134,34 +139,51 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
 
     def _head(self, buf: bytes) -> None:
         exchange = self.exchange
-        try:
-            rhead = self.gw.response_parser.parse(buf)
-        except ParseError as exc:
-            log.warning("upstream %s: bad response: %s", self.target.address, exc.reason)
-            self._fail(f"upstream sent an invalid response: {exc.reason}")
-            return
-        if rhead is None:
-            self.rbuf = buf
-            return
+        request = exchange.head
+        parse = self.gw.response_parser.parse
+        while True:  # interim responses first, as many as came in this read
+            try:
+                rhead = parse(buf)
+            except ParseError as exc:
+                log.warning("upstream %s: bad response: %s", self.target.address, exc.reason)
+                self._fail(f"upstream sent an invalid response: {exc.reason}")
+                return
+            if rhead is None:
+                self.rbuf = buf
+                return
+            status = rhead.status
+            if status >= 200:
+                break
+            body = buf[rhead.head_length:]
+            if status == 101:
+                if request.upgrade is None:
+                    self._fail("upstream switched protocols without being asked to")
+                elif not upgrade_granted(request.upgrade, rhead.upgrade):
+                    log.warning("upstream %s: 101 to %r; the client asked for %r",
+                                self.target.address, rhead.upgrade, request.upgrade)
+                    self._fail("upstream switched to a protocol the client did not ask for")
+                else:
+                    self.rbuf = b""
+                    self.phase = TUNNEL
+                    exchange.deliver(exchange.upgraded(rhead) + body)
+                return
+            self.interim += 1
+            if self.interim > MAX_INTERIM:
+                log.warning("upstream %s: more than %d interim responses to one request",
+                            self.target.address, MAX_INTERIM)
+                self._fail("upstream sent too many interim responses")
+                return
+            # 100 was already answered by the gateway; other interim responses pass on
+            if status != 100 and request.version == 11:
+                exchange.deliver(b"HTTP/1.1 %d %s\r\n%s\r\n" % (
+                    status, rhead.reason, rhead.kept))
+            buf = body
+            if not buf:
+                self.rbuf = b""
+                return
         self.rbuf = b""
         status = rhead.status
         body = buf[rhead.head_length:]
-        request = exchange.head
-        if status < 200:
-            if status == 101 and request.upgrade is not None:
-                self.phase = TUNNEL
-                exchange.deliver(exchange.upgraded(rhead) + body)
-                return
-            if status != 101:
-                # 100 was already answered by the gateway; other interim responses pass on
-                if status != 100 and request.version == 11:
-                    exchange.deliver(b"HTTP/1.1 %d %s\r\n%s\r\n" % (
-                        status, rhead.reason, rhead.kept))
-                if body:
-                    self._head(body)
-                return
-            self._fail("upstream switched protocols without being asked to")
-            return
         self.keep_alive = rhead.keep_alive
         if status == 204 or status == 304 or request.method == b"HEAD":
             kind = NO_BODY
@@ -311,3 +333,16 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         self.exchange = None
         if self.transport is not None:
             self.transport.close()
+
+
+def upgrade_granted(asked: bytes, named) -> bool:
+    """Does a 101's Upgrade (``named``) switch only to protocols the request offered
+    (``asked``)? Both are canonical comma lists; names compare without case (RFC 9110 7.8),
+    and a version the request gave must match."""
+    if not named:
+        return False  # RFC 9110 7.8: a 101 must say what it switches to
+    offered = [element.lower() for element in asked.split(b", ")]
+    for protocol in named.lower().split(b", "):
+        if protocol not in offered and protocol.partition(b"/")[0] not in offered:
+            return False
+    return True

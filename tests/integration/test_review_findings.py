@@ -183,13 +183,13 @@ def _gateway_holds_socket_to(gw, client_port: int) -> bool:
 
 
 def test_client_that_never_reads_a_complete_response_is_cut(make_gateway, backend):
-    """upstream_read is also "how long a client may refuse to read a response before it is cut".
-    When the whole response has been handed to the client transport but not flushed,
+    """client_send is how long a client may go without taking any of the bytes sent to it
+    before it is cut (upstream_read, before that field existed). When the whole response has been handed to the client transport but not flushed,
     response_done -> _close() calls transport.close(), which waits for the buffer to drain,
     and sets deadline 0: no timeout applies any more, so a client that never reads keeps the
     connection (and its entry in gw.clients, and the buffered bytes) forever; a SIGTERM then
     waits SHUTDOWN_TIMEOUT (30 s) for it."""
-    gw = make_gateway(timeouts={"upstream_read": "1s", "client_idle": "1s"})
+    gw = make_gateway(timeouts={"client_send": "1s", "client_idle": "1s"})
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         # a tiny receive window and MSS keep the kernel's share small, so most of the 200 KiB
@@ -204,7 +204,7 @@ def test_client_that_never_reads_a_complete_response_is_cut(make_gateway, backen
         backend.wait_for(lambda: backend.bytes_sent >= 204800, 5,
                          "the backend to send the whole response")
         assert _gateway_holds_socket_to(gw, client_port)
-        # upstream_read (1 s) + the 0.25 s sweep, with room to spare
+        # client_send (1 s) + the 0.25 s sweep, with room to spare
         wait_until(lambda: not _gateway_holds_socket_to(gw, client_port), 6,
                    "the gateway to cut the client that does not read its response",
                    interval=0.05, details=gw.log_tail)

@@ -1,0 +1,222 @@
+"""Findings of an outside attack run, each through the real CLI (issue 10): long pipelines,
+clients that do not read their answers, slow readers, interim-response floods, upgrades to a
+protocol nobody asked for.
+
+Every test here failed before its fix: the pipelines were held whole and copied per request
+(quadratic: 300,000 pipelined 404s took minutes and the worker grew by the pipeline's size),
+1xx responses were handled by recursion (RecursionError), a 101 was tunnelled whatever it named,
+and a client whose write buffer went over the high-water mark was cut ``upstream_read`` later
+even while it kept reading.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import threading
+import time
+
+from tests.support import Deadline, wait_until
+from tests.support.client import Client
+from tests.support.gateway import PeakRSS
+from tests.support.scripted import ScriptedUpstream
+
+GET = b"GET /unrouted HTTP/1.1\r\nHost: test.local\r\n\r\n"
+
+
+def only_routed(**overrides) -> dict:
+    """Only /routed goes to the backend: anything else is the gateway's own 404."""
+    return {"routes": [{"match": {"path_prefix": "/routed"}, "upstream": "app"}], **overrides}
+
+
+def count_status_lines(sock: socket.socket, want: int, deadline: Deadline) -> int:
+    """Read answers until ``want`` status lines came (every answer here is short)."""
+    seen, tail = 0, b""
+    while seen < want and not deadline.expired():
+        if not select.select([sock], [], [], min(0.5, deadline.left()))[0]:
+            continue
+        data = sock.recv(1 << 20)
+        if not data:
+            break
+        data = tail + data
+        seen += data.count(b"HTTP/1.1 ")
+        tail = data[-8:]
+        seen -= tail.count(b"HTTP/1.1 ")
+    return seen + tail.count(b"HTTP/1.1 ")
+
+
+def send_until_stalled(sock: socket.socket, payload: bytes, stall: float = 1.0) -> int:
+    """Write ``payload`` without blocking until the peer stops taking bytes for ``stall``
+    seconds (or all of it went): the number of bytes it took."""
+    sock.setblocking(False)
+    sent = 0
+    view = memoryview(payload)
+    while sent < len(payload):
+        try:
+            sent += sock.send(view[sent:sent + 65536])
+        except BlockingIOError:
+            if not select.select([], [sock], [], stall)[1]:
+                break
+    return sent
+
+
+def test_a_long_pipeline_of_local_answers_is_answered_in_full_with_flat_memory(make_gateway):
+    n = 100_000
+    gw = make_gateway(**only_routed())
+    with socket.create_connection(("127.0.0.1", gw.port)) as sock, PeakRSS(gw) as rss:
+        writer = threading.Thread(target=sock.sendall, args=(GET * n,), daemon=True)
+        writer.start()
+        answered = count_status_lines(sock, n, Deadline(90))
+        writer.join(10)
+    assert answered == n, f"{answered} of {n} pipelined requests answered\n{gw.log_tail()}"
+    assert rss.growth_kb < 8 * 1024, rss.report(f"{n} pipelined requests")
+
+
+def test_a_client_that_does_not_read_its_answers_stops_being_read(make_gateway):
+    """It pipelines 20 MB of requests the gateway answers itself and reads nothing: the
+    gateway stops reading it (its input and its answers stay bounded) and keeps serving others."""
+    gw = make_gateway(**only_routed())
+    payload = GET * (20_000_000 // len(GET))
+    with socket.socket() as sock, PeakRSS(gw) as rss:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        sock.connect(("127.0.0.1", gw.port))
+        taken = send_until_stalled(sock, payload)
+        with Client(gw.port) as other:  # another client of the same worker is served
+            other.send(b"GET /unrouted HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert other.read_response(timeout=2).status == 404
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # kernel buffers on both sides take some; the gateway holds request_buffer plus a read
+    assert taken < 6_000_000, f"the gateway took {taken} bytes of a client reading nothing"
+    assert rss.growth_kb < 8 * 1024, rss.report("a 20 MB pipeline nobody reads")
+
+
+def test_a_long_pipeline_of_proxied_requests_is_held_bounded(make_gateway, backend):
+    """5,000 proxied requests with 4 KiB heads (20 MB) in one pipeline: answered in full while
+    the gateway holds at most request_buffer of them at a time."""
+    n = 5_000
+    request = b"GET /routed HTTP/1.1\r\nHost: test.local\r\nX-Pad: " + b"p" * 4000 + b"\r\n\r\n"
+    gw = make_gateway(**only_routed())
+    with socket.create_connection(("127.0.0.1", gw.port)) as sock, PeakRSS(gw) as rss:
+        writer = threading.Thread(target=sock.sendall, args=(request * n,), daemon=True)
+        writer.start()
+        answered = count_status_lines(sock, n, Deadline(120))
+        writer.join(10)
+    assert answered == n, f"{answered} of {n} pipelined requests answered\n{gw.log_tail()}"
+    assert rss.growth_kb < 8 * 1024, rss.report(f"a {len(request) * n // 1_000_000} MB pipeline")
+
+
+def test_a_slow_reader_that_keeps_reading_is_not_cut(make_gateway, backend):
+    """client_send is the time between two writes that made progress (nginx's send_timeout),
+    not a bound on the whole response: a client taking 4 KiB every 25 ms gets all of it, though
+    the gateway's write buffer takes over a second to go from its high to its low mark. (A tiny
+    receive window and MSS keep the kernel's share of the response small.)"""
+    size = 640 * 1024
+    gw = make_gateway(timeouts={"client_send": "500ms", "upstream_read": "500ms"})
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        sock.connect(("127.0.0.1", gw.port))
+        sock.sendall(b"GET /size/%d HTTP/1.1\r\nHost: test.local\r\n\r\n" % size)
+        got = b""
+        deadline = Deadline(60)
+        while not deadline.expired():
+            if not select.select([sock], [], [], 1.0)[0]:
+                continue
+            data = sock.recv(4096)
+            if not data:
+                break
+            got += data
+            if got.find(b"\r\n\r\n") >= 0 and len(got) - got.index(b"\r\n\r\n") - 4 >= size:
+                break
+            time.sleep(0.025)  # the slow reader (not a wait for the gateway)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    assert len(body) == size, f"got {len(body)} of {size} body bytes\n{gw.log_tail()}"
+
+
+def interim(n: int, status: bytes = b"102 Processing") -> bytes:
+    return b"HTTP/1.1 " + status + b"\r\n\r\n"
+
+
+FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_thousands_of_interim_responses_get_a_502_not_a_traceback(make_gateway):
+    with ScriptedUpstream(interim(0) * 5000 + FINAL) as upstream:
+        gw = make_gateway(upstream=upstream.address)
+        with Client(gw.port) as c:
+            c.send(b"GET /x HTTP/1.1\r\nHost: test.local\r\n\r\n")
+            statuses = []
+            while True:
+                resp = c.read_response(timeout=10)
+                statuses.append(resp.status)
+                if resp.status >= 200:
+                    break
+        assert statuses[-1] == 502, statuses[-5:]
+        assert statuses.count(102) == 100  # MAX_INTERIM were passed on, then it gave up
+        log = gw.log()
+        assert "Traceback" not in log and "RecursionError" not in log, gw.log_tail()
+        assert "more than 100 interim responses" in log
+
+
+def test_interim_responses_up_to_the_bound_pass_in_one_read(make_gateway):
+    with ScriptedUpstream(interim(0, b"103 Early Hints") * 100 + FINAL) as upstream:
+        gw = make_gateway(upstream=upstream.address)
+        with Client(gw.port) as c:
+            for target in (b"/x", b"/y"):  # the count is per request; the connection goes on
+                c.send(b"GET %s HTTP/1.1\r\nHost: test.local\r\n\r\n" % target)
+                statuses = [c.read_response(timeout=10).status for _ in range(101)]
+                assert statuses == [103] * 100 + [200]
+
+
+UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: test.local\r\nConnection: upgrade\r\n"
+           b"Upgrade: websocket\r\n\r\n")
+
+
+def switching(upgrade: bytes | None) -> bytes:
+    line = b"Upgrade: " + upgrade + b"\r\n" if upgrade is not None else b""
+    return b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n" + line + b"\r\n"
+
+
+def test_a_101_to_a_protocol_the_client_did_not_ask_for_is_a_502(make_gateway):
+    for named in (b"h2c", b"websocket, h2c", None):
+        with ScriptedUpstream(switching(named) + b"raw bytes") as upstream:
+            gw = make_gateway(upstream=upstream.address)
+            with Client(gw.port) as c:
+                c.send(UPGRADE)
+                resp = c.read_response(timeout=10)
+                assert resp.status == 502, (named, resp.status)
+                assert b"raw bytes" not in c.take_buffered()
+            gw.stop()
+
+
+def test_a_101_to_the_protocol_asked_for_is_tunnelled_whatever_its_case(make_gateway):
+    with ScriptedUpstream(switching(b"WebSocket") + b"hello") as upstream:
+        gw = make_gateway(upstream=upstream.address)
+        with Client(gw.port) as c:
+            c.send(UPGRADE)
+            head = c.read_head(timeout=10)
+            assert head.status == 101
+            assert c.read_exactly(5, timeout=10) == b"hello"
+
+
+def test_answers_held_for_a_client_that_stopped_reading_resume_when_it_reads(make_gateway):
+    """The gateway stops answering a pipeline whose answers are not read, and picks it up
+    where it stopped once the client reads again: every request answered. (Kernel
+    buffers on loopback take a few MB of the pipeline and its answers: it must be longer.)"""
+    n = 150_000
+    gw = make_gateway(**only_routed())
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.connect(("127.0.0.1", gw.port))
+        taken = send_until_stalled(sock, GET * n)
+        assert taken < len(GET) * n, "the gateway read the whole pipeline without answering"
+        sock.setblocking(True)
+        writer = threading.Thread(target=sock.sendall, args=((GET * n)[taken:],), daemon=True)
+        writer.start()
+        answered = count_status_lines(sock, n, Deadline(90))
+        writer.join(10)
+    assert answered == n, f"{answered} of {n}\n{gw.log_tail()}"
+    wait_until(gw.alive, 1, "the gateway to be alive")
