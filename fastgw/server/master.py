@@ -29,6 +29,7 @@ from ..plan import compile_plan
 from ..plan_diff import checksum, describe_changes
 from ..proxy import implementation as data_path
 from . import control, listeners, status
+from .accept import raise_descriptor_limit
 from .listeners import show
 
 log = logging.getLogger("fastgw")
@@ -81,6 +82,11 @@ class Master:
         log.info("fastgw %s starting with %s (parser: %s, %s; data path: %s; %d workers)",
                  __version__, self.filename, _core.IMPLEMENTATION, _core.WHY, data_path(),
                  self.config.worker_count())
+        before, after = raise_descriptor_limit()
+        if after != before:
+            log.info("open file limit raised from %d to %d", before, after)
+        else:
+            log.info("open file limit %d", after)
         try:
             self.listeners.adopt(self.listeners.bind(
                 self.config.listen_addresses(), list(range(1, self.config.worker_count() + 1))))

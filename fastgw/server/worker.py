@@ -20,6 +20,7 @@ from ..plan import compile_plan
 from ..proxy.client import ClientConnection
 from ..proxy.state import ProxyState
 from . import control
+from .accept import Acceptor
 from .listeners import BACKLOG, Address
 
 log = logging.getLogger("fastgw")
@@ -46,7 +47,7 @@ class Worker:
         self.generation = generation
         self.wid = wid
         # worker id the sockets were bound for -> address -> servers accepting on them
-        self.servers: dict[int, dict[Address, list[asyncio.AbstractServer]]] = {}
+        self.servers: dict[int, dict[Address, list[Acceptor]]] = {}
         self.stop = asyncio.Event()
         self.immediate = False
         self.gw: ProxyState | None = None
@@ -86,10 +87,10 @@ class Worker:
         log.info("stopped")
         return 0
 
-    async def _serve(self, sock: socket.socket) -> asyncio.AbstractServer:
+    async def _serve(self, sock: socket.socket) -> Acceptor:
         gw = self.gw
-        return await gw.loop.create_server(lambda: ClientConnection(gw), sock=sock,
-                                           backlog=BACKLOG)
+        sock.listen(BACKLOG)
+        return Acceptor(gw.loop, sock, lambda: ClientConnection(gw), gw.clients)
 
     def _quit(self) -> None:
         self.immediate = True

@@ -11,6 +11,7 @@ even while it kept reading.
 
 from __future__ import annotations
 
+import resource
 import select
 import socket
 import struct
@@ -19,7 +20,7 @@ import time
 
 from tests.support import Deadline, wait_until
 from tests.support.client import Client
-from tests.support.gateway import PeakRSS
+from tests.support.gateway import Gateway, PeakRSS, free_port, make_config
 from tests.support.scripted import ScriptedUpstream
 
 GET = b"GET /unrouted HTTP/1.1\r\nHost: test.local\r\n\r\n"
@@ -210,9 +211,11 @@ def test_answers_held_for_a_client_that_stopped_reading_resume_when_it_reads(mak
     gw = make_gateway(**only_routed())
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
         sock.connect(("127.0.0.1", gw.port))
         taken = send_until_stalled(sock, GET * n)
-        assert taken < len(GET) * n, "the gateway read the whole pipeline without answering"
+        assert taken < len(GET) * n, \
+            f"the gateway read the whole pipeline ({taken} bytes) though its answers were not read"
         sock.setblocking(True)
         writer = threading.Thread(target=sock.sendall, args=((GET * n)[taken:],), daemon=True)
         writer.start()
@@ -220,3 +223,47 @@ def test_answers_held_for_a_client_that_stopped_reading_resume_when_it_reads(mak
         writer.join(10)
     assert answered == n, f"{answered} of {n}\n{gw.log_tail()}"
     wait_until(gw.alive, 1, "the gateway to be alive")
+
+
+class FewDescriptors(Gateway):
+    """fastgw with at most 40 open files per process (soft and hard), so a test can use them up."""
+
+    @staticmethod
+    def preexec() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+
+def test_running_out_of_file_descriptors_is_logged_and_served_after(start, backend, tmp_path):
+    """At EMFILE the gateway says so (rate-limited, with the count of failed accepts), keeps
+    the waiting connections in the kernel's queue rather than dropping them, and serves them
+    once descriptors free up."""
+    gw = start(make_config(backend.address, free_port()), cls=FewDescriptors)
+    held = []
+    try:
+        for _ in range(60):  # more than the worker has descriptors for
+            held.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5))
+        wait_until(lambda: "cannot accept connections" in gw.log(), 10,
+                   "the gateway to log that it ran out of descriptors", details=gw.log_tail)
+        line = next(x for x in gw.log().splitlines() if "cannot accept connections" in x)
+        assert "Too many open files" in line and "limit 40" in line, line
+        assert "failed accept" in line, line
+        waiting = held[-1]  # accepted by the kernel only: its request waits in the queue
+        waiting.sendall(b"GET /late HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n")
+        for sock in held[:-1]:
+            sock.close()
+        got = b""
+        deadline = Deadline(10)
+        while not deadline.expired() and b"\r\n\r\n" not in got:
+            if select.select([waiting], [], [], 0.5)[0]:
+                data = waiting.recv(65536)
+                if not data:
+                    break
+                got += data
+        assert got.startswith(b"HTTP/1.1 200"), (got[:200], gw.log_tail())
+    finally:
+        for sock in held:
+            sock.close()
+    with Client(gw.port) as c:  # and it goes on serving
+        c.send(b"GET /again HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        assert c.read_response(timeout=5).status == 200
+    assert "Traceback" not in gw.log()

@@ -90,6 +90,8 @@ def _reset_peak(pid: int) -> bool:
 
 
 class Gateway:
+    preexec = None  # run in the child before fastgw starts (a subclass sets resource limits)
+
     def __init__(self, config: dict, workdir: Path, name: str = "gateway",
                  env: dict[str, str] | None = None) -> None:
         self.config = copy.deepcopy(config)
@@ -124,7 +126,7 @@ class Gateway:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastgw", "run", "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file,
-            cwd=self.workdir, env=self.env,
+            cwd=self.workdir, env=self.env, preexec_fn=self.preexec,
         )
         marker = f"listening on {self.address}"
 
