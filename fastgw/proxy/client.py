@@ -372,14 +372,18 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
     # -- called by the exchange --------------------------------------------------------------
 
     def start_tunnel(self) -> None:
-        """After a 101: bytes both ways. Bytes the client sent after its request go first."""
+        """After a 101: bytes both ways. Bytes the client sent after its request go first, and
+        its end of sending, if it came already."""
         self.phase = TUNNEL
         self.deadline = self.gw.now + self.gw.read_timeout
+        conn = self.exchange.conn
         if self.buf:
             data = self.buf[self.pos:]
             self.buf = b""
             self.pos = 0
-            self.exchange.conn.send(data)
+            conn.send(data)
+        if self.eof:
+            conn.send_eof()
         if self.pause_pipeline:
             self.pause_pipeline = False
             self._update_reading()

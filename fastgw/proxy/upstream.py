@@ -211,7 +211,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
                                       kind == UNTIL_CLOSE or self.dechunk is not None)
         if kind == NO_BODY:
             exchange.deliver(head)
-            self._broken("bytes after a response without a body")
+            self._overrun("bytes after a response without a body")
             return
         if not body:
             exchange.deliver_more(head)  # now between body bytes
@@ -233,7 +233,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
             self.remaining = 0
             exchange.deliver(head + data if head else data)
             if extra:
-                self._broken("more bytes than Content-Length")
+                self._overrun("more bytes than Content-Length")
             else:
                 self._done()
         elif kind == CHUNKED:
@@ -257,7 +257,7 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
                 return
             exchange.deliver(head + data if head else data)
             if extra:
-                self._broken("bytes after the end of a chunked response")
+                self._overrun("bytes after the end of a chunked response")
             else:
                 self._done()
         else:  # UNTIL_CLOSE
@@ -269,6 +269,13 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         self.exchange = None
         self._release(exchange.request_sent)
         exchange.response_done()
+
+    def _overrun(self, reason: str) -> None:
+        """The response is complete but more bytes followed it: the client has its response
+        (the extra bytes are not passed on, as nginx does); this connection is not reused."""
+        log.warning("upstream %s: %s; closing the connection", self.target.address, reason)
+        self.keep_alive = False
+        self._done()
 
     def _release(self, request_sent: bool) -> None:
         """Back to the pool if the connection can be reused, else closed."""

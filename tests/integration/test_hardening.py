@@ -267,3 +267,40 @@ def test_running_out_of_file_descriptors_is_logged_and_served_after(start, backe
         c.send(b"GET /again HTTP/1.1\r\nHost: test.local\r\n\r\n")
         assert c.read_response(timeout=5).status == 200
     assert "Traceback" not in gw.log()
+
+
+OVERRUNS = {
+    "content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA BYTES",
+    "no-body": b"HTTP/1.1 204 No Content\r\n\r\nA BODY ON A 204",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nJUNK",
+}
+
+
+def test_bytes_after_a_complete_response_are_dropped_and_the_client_keeps_its_connection(
+        make_gateway):
+    """As nginx does: the response ends where its framing says, the upstream connection is
+    closed (never reused), and the client gets a whole response on a connection that goes on
+    (before: the client was reset after its response)."""
+    for kind, reply in OVERRUNS.items():
+        with ScriptedUpstream(reply) as upstream:
+            gw = make_gateway(upstream=upstream.address)
+            with Client(gw.port) as c:
+                for _ in range(2):
+                    c.send(b"GET /x HTTP/1.1\r\nHost: test.local\r\n\r\n")
+                    resp = c.read_response(timeout=5)
+                    assert resp.status in (200, 204), (kind, resp.status)
+                    assert resp.body in (b"ok", b""), (kind, resp.body)
+                assert c.is_open_and_quiet(), kind
+            assert len(upstream.requests) == 2
+            wait_until(lambda: "closing the connection" in gw.log(), 5, "the warning",
+                       details=gw.log_tail)
+            gw.stop()
+
+
+def test_a_client_fin_before_the_101_reaches_the_upstream_through_the_tunnel(gateway):
+    with Client(gateway.port) as c:
+        c.send(b"GET /ws HTTP/1.1\r\nHost: test.local\r\nConnection: upgrade\r\n"
+               b"Upgrade: websocket\r\n\r\nping")
+        c.sock.shutdown(socket.SHUT_WR)  # done sending, before the upstream even answered
+        assert c.read_head(timeout=5).status == 101
+        assert c.read_to_eof(timeout=5) == b"ping"  # echoed, then the upstream saw the FIN
