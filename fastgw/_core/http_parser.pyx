@@ -101,14 +101,10 @@ cdef enum:
 cdef unsigned char CLS[256]
 cdef unsigned char LOWER[256]
 cdef signed char HEXVAL[256]
-# header-name bytes: 0 for a byte that is not a tchar, N_TCHAR for one, N_TCHAR | N_UNDERSCORE
-# for '_' (which CGI/WSGI backends read as '-'). The scan of a name ORs them, so a name holding
-# an underscore is known from the loop that finds its colon, at no extra pass.
+# header-name bytes: 1 for a tchar other than '_', else 0. The loop that finds the colon runs
+# on it and stops at a '_' too (which CGI/WSGI backends read as '-'): a name holding one is
+# known without any work per byte beyond the lookup the loop always made.
 cdef unsigned char NAME[256]
-
-cdef enum:
-    N_TCHAR = 1
-    N_UNDERSCORE = 2
 
 
 cdef int _init_tables() except -1:
@@ -130,7 +126,7 @@ cdef int _init_tables() except -1:
         CLS[c] = 0
         LOWER[c] = c + 32 if 65 <= c <= 90 else c
         HEXVAL[c] = int(chr(c), 16) if c in grammar.HEXDIG else -1
-        NAME[c] = (N_TCHAR if c in grammar.TCHAR else 0) | (N_UNDERSCORE if c == 0x5F else 0)
+        NAME[c] = c in grammar.TCHAR and c != 0x5F
         for bit, members in classes:
             if c in members:
                 CLS[c] |= bit
@@ -401,7 +397,7 @@ cdef Py_ssize_t _bare_cr(const unsigned char *p, Py_ssize_t n) noexcept:
     return -1
 
 
-cdef int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
+cdef inline int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
     """The kind of a header field, from its name (n tchar bytes). Reads at most the first 17
     bytes of the name (_folded_kind relies on it)."""
     if n >= 12 and (s[0] | 0x20) == b'x' and _name_is(s, b"x-forwarded-", 12):
@@ -583,7 +579,7 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
     cdef Py_ssize_t k, s, e, i, vs, ve
     cdef const unsigned char *q
     cdef int kind
-    cdef unsigned char name
+    cdef bint underscore
     f.n_host = 0
     f.host = -1
     f.n_length = 0
@@ -604,9 +600,13 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
         if _ows(p[s]):
             raise _error(p, headlen, status, status, "obsolete line folding in header")
         i = s
-        name = 0
-        while NAME[p[i]]:  # stops at the CR at p[e] at the latest
-            name |= NAME[p[i]]
+        underscore = False
+        while True:
+            while NAME[p[i]]:  # stops at the CR at p[e] at the latest
+                i += 1
+            if p[i] != b'_':
+                break
+            underscore = True
             i += 1
         if i == e or p[i] != COLON or i == s:
             q = <const unsigned char *>memchr(p + s, COLON, e - s)
@@ -624,7 +624,7 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
             raise _error(p, headlen, status, status, "invalid character in header value")
         lines[k].vstart = vs
         lines[k].vend = ve
-        if name & N_UNDERSCORE and underscores != U_KEEP:
+        if underscore and underscores != U_KEEP:
             kind = K_UNDERSCORE if underscores == U_DROP else _folded_kind(p + s, i - s)
         else:
             kind = _classify(p + s, i - s)
