@@ -58,6 +58,8 @@ def _show(value: object, kind: object = None) -> str:
         return format_duration(value)  # type: ignore[arg-type]
     if kind is Size:
         return format_size(value)  # type: ignore[arg-type]
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
 
 

@@ -101,6 +101,10 @@ cdef enum:
 cdef unsigned char CLS[256]
 cdef unsigned char LOWER[256]
 cdef signed char HEXVAL[256]
+# header-name bytes: 1 for a tchar other than '_', else 0. The loop that finds the colon runs
+# on it and stops at a '_' too (which CGI/WSGI backends read as '-'): a name holding one is
+# known without any work per byte beyond the lookup the loop always made.
+cdef unsigned char NAME[256]
 
 
 cdef int _init_tables() except -1:
@@ -122,6 +126,7 @@ cdef int _init_tables() except -1:
         CLS[c] = 0
         LOWER[c] = c + 32 if 65 <= c <= 90 else c
         HEXVAL[c] = int(chr(c), 16) if c in grammar.HEXDIG else -1
+        NAME[c] = c in grammar.TCHAR and c != 0x5F
         for bit, members in classes:
             if c in members:
                 CLS[c] |= bit
@@ -154,9 +159,18 @@ cdef enum:
     K_HOP          # the rest of grammar.HOP_BY_HOP (keep-alive, proxy-connection, te), and
                    # Trailer (hop-by-hop since RFC 2616 13.5.1)
     K_XFF          # x-forwarded-for
-    K_XF_OTHER     # x-forwarded-proto, x-forwarded-host
+    K_FORWARDING   # every other x-forwarded-* name, forwarded, x-real-ip: the gateway's own in
+                   # a request (it writes X-Forwarded-Proto/-Host, the others not at all)
     K_EXPECT
     K_CLOSE        # a field named "close": dropped when Connection lists close
+    K_UNDERSCORE   # a request field whose name holds '_', dropped (see U_DROP, U_ALLOW)
+
+# What a request does with a field whose name holds '_' (CGI/WSGI backends read "X_Forwarded_For"
+# as X-Forwarded-For). Responses keep them: the names are classified as they are (U_KEEP).
+cdef enum:
+    U_KEEP = 0
+    U_DROP = 1    # limits.underscores_in_headers false (nginx's default): dropped
+    U_ALLOW = 2   # ... true: kept, unless it names, read with '-', a field the gateway acts on
 
 ctypedef struct Line:
     Py_ssize_t start    # first byte of the line
@@ -383,14 +397,16 @@ cdef Py_ssize_t _bare_cr(const unsigned char *p, Py_ssize_t n) noexcept:
     return -1
 
 
-cdef int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
-    """The kind of a header field, from its name (n tchar bytes)."""
+cdef inline int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
+    """The kind of a header field, from its name (n tchar bytes). Reads at most the first 17
+    bytes of the name (_folded_kind relies on it)."""
+    if n >= 12 and (s[0] | 0x20) == b'x' and _name_is(s, b"x-forwarded-", 12):
+        if n == 15 and _name_is(s + 12, b"for", 3):
+            return K_XFF
+        return K_FORWARDING
     if n == 4:
         if _name_is(s, b"host", 4):
             return K_HOST
-    elif n == 14:
-        if _name_is(s, b"content-length", 14):
-            return K_CONTENT_LENGTH
     elif n == 10:
         if _name_is(s, b"connection", 10):
             return K_CONNECTION
@@ -399,11 +415,14 @@ cdef int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
     elif n == 17:
         if _name_is(s, b"transfer-encoding", 17):
             return K_TRANSFER_ENCODING
-        if _name_is(s, b"x-forwarded-proto", 17):
-            return K_XF_OTHER
-    elif n == 15:
-        if _name_is(s, b"x-forwarded-for", 15):
-            return K_XFF
+    elif n == 14:
+        if _name_is(s, b"content-length", 14):
+            return K_CONTENT_LENGTH
+        if _name_is(s, b"http2-settings", 14):  # RFC 9113 3.2.1: this connection's only
+            return K_HOP
+    elif n == 9:
+        if _name_is(s, b"forwarded", 9) or _name_is(s, b"x-real-ip", 9):
+            return K_FORWARDING
     elif n == 7:
         if _name_is(s, b"upgrade", 7):
             return K_UPGRADE
@@ -412,8 +431,6 @@ cdef int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
     elif n == 16:
         if _name_is(s, b"proxy-connection", 16):
             return K_HOP
-        if _name_is(s, b"x-forwarded-host", 16):
-            return K_XF_OTHER
     elif n == 6:
         if _name_is(s, b"expect", 6):
             return K_EXPECT
@@ -424,6 +441,18 @@ cdef int _classify(const unsigned char *s, Py_ssize_t n) noexcept:
         if _name_is(s, b"close", 5):
             return K_CLOSE
     return K_OTHER
+
+
+cdef int _folded_kind(const unsigned char *s, Py_ssize_t n) noexcept:
+    """The kind of a request field whose name (n tchar bytes) holds '_', when underscores are
+    allowed: K_UNDERSCORE (dropped) if, with each '_' read as '-', it names a field the gateway
+    acts on (X-Forwarded-*, X-Real-IP, Content-Length, Keep-Alive, HTTP2-Settings, ...), else
+    K_OTHER. Rare (most names have no '_'), so a copy is fine."""
+    cdef unsigned char folded[17]
+    cdef Py_ssize_t i
+    for i in range(n if n < 17 else 17):  # _classify reads no further
+        folded[i] = b'-' if s[i] == b'_' else s[i]
+    return K_OTHER if _classify(folded, n) == K_OTHER else K_UNDERSCORE
 
 
 cdef void _connection_tokens(const unsigned char *p, Py_ssize_t a, Py_ssize_t ve,
@@ -544,11 +573,13 @@ cdef int _incomplete(const unsigned char *p, Py_ssize_t n, Py_ssize_t first,
 
 
 cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
-                       Py_ssize_t nlines, int status, Fields *f) except -1:
-    """Validate every header line (in order), classify it and note what the gateway needs."""
+                       Py_ssize_t nlines, int status, int underscores, Fields *f) except -1:
+    """Validate every header line (in order), classify it and note what the gateway needs.
+    ``underscores``: U_KEEP, U_DROP or U_ALLOW, for names that hold '_'."""
     cdef Py_ssize_t k, s, e, i, vs, ve
     cdef const unsigned char *q
     cdef int kind
+    cdef bint underscore
     f.n_host = 0
     f.host = -1
     f.n_length = 0
@@ -569,7 +600,13 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
         if _ows(p[s]):
             raise _error(p, headlen, status, status, "obsolete line folding in header")
         i = s
-        while CLS[p[i]] & C_TCHAR:  # stops at the CR at p[e] at the latest
+        underscore = False
+        while True:
+            while NAME[p[i]]:  # stops at the CR at p[e] at the latest
+                i += 1
+            if p[i] != b'_':
+                break
+            underscore = True
             i += 1
         if i == e or p[i] != COLON or i == s:
             q = <const unsigned char *>memchr(p + s, COLON, e - s)
@@ -587,7 +624,10 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
             raise _error(p, headlen, status, status, "invalid character in header value")
         lines[k].vstart = vs
         lines[k].vend = ve
-        kind = _classify(p + s, lines[k].colon - s)
+        if underscore and underscores != U_KEEP:
+            kind = K_UNDERSCORE if underscores == U_DROP else _folded_kind(p + s, i - s)
+        else:
+            kind = _classify(p + s, i - s)
         lines[k].kind = kind
         if kind == K_OTHER:
             pass
@@ -704,13 +744,19 @@ cdef inline bint _protocol_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b
     return s == b or (s + 1 < b and _all(p, s + 1, b, C_TCHAR))
 
 
+cdef inline bint _is_h2c(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """The Upgrade protocol p[a:b] (checked) is h2c, any case, with or without a version."""
+    return b - a >= 3 and _lower_eq(p + a, b"h2c", 3) and (b - a == 3 or p[a + 3] == b'/')
+
+
 cdef object _elements(const unsigned char *p, Line *lines, Py_ssize_t nlines, int kind,
                       bint protocols):
     """The list (RFC 9110 5.6.1) in the fields of one kind, spelled canonically: the elements
     without OWS around them, empty ones left out, joined by ", " (one allocation); None when
-    it has no element. ``protocols``: each element must be an Upgrade protocol (else 400)."""
+    it has no element. ``protocols``: each element must be an Upgrade protocol (else 400), and
+    h2c is left out: HTTP/2 over cleartext is never negotiated through the gateway (an h2c
+    connection to the upstream would carry requests the gateway never sees: h2c smuggling)."""
     cdef Py_ssize_t k, a, b, ts, te, ve, total = 0, count = 0
-    cdef const unsigned char *q
     cdef int step
     cdef bytes out = None
     cdef char *w = NULL
@@ -722,10 +768,13 @@ cdef object _elements(const unsigned char *p, Line *lines, Py_ssize_t nlines, in
             ve = lines[k].vend
             while True:
                 b = _element(p, a, ve, &ts, &te)
+                if te > ts and protocols:
+                    if step == 0 and not _protocol_ok(p, ts, te):
+                        raise ParseError(400, "invalid Upgrade")
+                    if _is_h2c(p, ts, te):
+                        te = ts  # left out, as an empty element
                 if te > ts:
                     if step == 0:
-                        if protocols and not _protocol_ok(p, ts, te):
-                            raise ParseError(400, "invalid Upgrade")
                         total += te - ts
                         count += 1
                     else:
@@ -1028,17 +1077,20 @@ cdef class _HeadParser:
 
 
 cdef class RequestParser(_HeadParser):
-    """Parses request heads under the configured limits."""
+    """Parses request heads under the configured limits. ``underscores_in_headers``: header
+    names holding '_' are forwarded (False, the default: dropped, as nginx does)."""
 
     cdef public Py_ssize_t max_request_line
     cdef public Py_ssize_t max_header_bytes
     cdef public Py_ssize_t max_headers
+    cdef public bint underscores_in_headers
 
     def __init__(self, Py_ssize_t max_request_line=8192, Py_ssize_t max_header_bytes=32768,
-                 Py_ssize_t max_headers=100):
+                 Py_ssize_t max_headers=100, bint underscores_in_headers=False):
         self.max_request_line = max_request_line
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
+        self.underscores_in_headers = underscores_in_headers
 
     cdef object _parse(self, object whole, const unsigned char *p, Py_ssize_t n):
         # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored, at the start of a
@@ -1097,7 +1149,8 @@ cdef class RequestParser(_HeadParser):
         if nlines - 1 > self.max_headers:
             raise _error(p, headlen, 400, 431, "too many headers")
         cdef Fields f
-        _check_fields(p, headlen, lines, nlines, 400, &f)
+        _check_fields(p, headlen, lines, nlines, 400,
+                      U_ALLOW if self.underscores_in_headers else U_DROP, &f)
 
         if f.n_host > 1:
             raise ParseError(400, "more than one Host header")
@@ -1175,22 +1228,22 @@ cdef class RequestParser(_HeadParser):
         cdef bytes upgrade = None
         if f.n_upgrade and f.conn_upgrade:
             upgrade = _elements(p, lines, nlines, K_UPGRADE, True)
-        # Expect: 100-continue, in any case, repeated or among empty elements, is the gateway's
-        # own (answered here; RFC 9110 10.1.1: ignored in HTTP/1.0) and never forwarded. Mixed
-        # with another expectation it cannot be half-met: 417. Other expectations alone are
-        # not interpreted and pass verbatim.
+        # Expect is hop-by-hop (RFC 9110 10.1.1) and never forwarded. 100-continue, in any case,
+        # repeated or among empty elements, is the gateway's own (answered here; ignored in
+        # HTTP/1.0). Any other expectation, alone or not, is one the gateway cannot meet: 417.
         cdef int expect = _expectations(p, lines, nlines) if f.n_expect else 0
-        if expect == 3:
+        if expect & 2:
             raise ParseError(417, "unsupported expectation")
         cdef bint saw_continue = expect == 1
         cdef bytes forwarded_for = None
         if f.n_xff:
             forwarded_for = _join(p, lines, nlines, K_XFF, f.n_xff, f.xff_bytes)
+        # forwarded as received: the fields the gateway does not act on (a name with '_' only
+        # when allowed, and never one that reads as a gateway's field)
         cdef int kind
         for i in range(1, nlines):
             kind = lines[i].kind
-            lines[i].keep = kind == K_OTHER or kind == K_CLOSE or (
-                kind == K_EXPECT and not saw_continue)
+            lines[i].keep = kind == K_OTHER or kind == K_CLOSE
         if f.conn_close or f.conn_other:
             _mark_listed(p, lines, nlines, &f)
         cdef bytes kept = _kept(p, lines, nlines)
@@ -1331,7 +1384,7 @@ cdef class ResponseParser(_HeadParser):
         if nlines - 1 > self.max_headers:
             raise _error(p, headlen, 502, 502, "too many headers")
         cdef Fields f
-        _check_fields(p, headlen, lines, nlines, 502, &f)
+        _check_fields(p, headlen, lines, nlines, 502, U_KEEP, &f)
 
         cdef bint keep_alive
         if version == 11:

@@ -3,7 +3,8 @@
 It is the reference for ``http_parser.pyx`` and runs when the extension is missing or
 ``FASTGW_PURE=1``. Both implementations expose the same API and pass the same tests:
 
-- ``RequestParser(max_request_line, max_header_bytes, max_headers).parse(buf)`` returns a
+- ``RequestParser(max_request_line, max_header_bytes, max_headers,
+  underscores_in_headers).parse(buf)`` returns a
   ``RequestHead`` once ``buf`` holds a whole head, ``None`` while it is incomplete, and raises
   ``ParseError`` (with the HTTP status to answer) as soon as the bytes are known to be bad.
 - ``ResponseParser(max_header_bytes, max_headers).parse(buf)`` does the same for responses.
@@ -27,12 +28,15 @@ from .grammar import (
 _TARGET_OK = VCHAR | OBS_TEXT
 
 # Never forwarded: the hop-by-hop fields (RFC 9110 7.6.1, with the framing, which the gateway
-# writes itself), Trailer (hop-by-hop since RFC 2616 13.5.1), and the fields the gateway
-# rewrites.
-_RESPONSE_DROPPED = HOP_BY_HOP | {b"trailer", b"content-length"}
+# writes itself), Trailer (hop-by-hop since RFC 2616 13.5.1), HTTP2-Settings (RFC 9113 3.2.1:
+# it belongs to one connection), and in requests the fields the gateway rewrites or owns: Host,
+# Expect (hop-by-hop, RFC 9110 10.1.1) and the forwarding headers, X-Forwarded-For (which it
+# appends to) and every other X-Forwarded-* name, Forwarded and X-Real-IP (_FORWARDING_PREFIX).
+_RESPONSE_DROPPED = HOP_BY_HOP | {b"trailer", b"content-length", b"http2-settings"}
 _REQUEST_DROPPED = _RESPONSE_DROPPED | {
-    b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+    b"host", b"expect", b"x-forwarded-for", b"forwarded", b"x-real-ip",
 }
+_FORWARDING_PREFIX = b"x-forwarded-"
 # Connection may not be used to strip the headers that frame or address the message.
 _NOT_LISTABLE = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
@@ -189,16 +193,37 @@ def _parse_fields(lines, max_headers: int, dropped: frozenset, error_status: int
     return fields, connection
 
 
-def _kept_lines(fields, dropped: frozenset, connection: list[bytes]) -> bytes:
-    """The header lines to forward verbatim: all but hop-by-hop and rewritten ones."""
+def _kept_lines(fields, dropped, connection: list[bytes]) -> bytes:
+    """The header lines to forward verbatim: all but those ``dropped(lname)`` names (hop-by-hop
+    and rewritten ones) and those Connection lists."""
     listed = {t for t in connection if t and t not in _NOT_LISTABLE}
     out = []
     for lname, _value, line in fields:
-        if lname in dropped or lname in listed:
+        if dropped(lname) or lname in listed:
             continue
         out.append(line)
         out.append(b"\r\n")
     return b"".join(out)
+
+
+def _response_dropped(lname: bytes) -> bool:
+    return lname in _RESPONSE_DROPPED
+
+
+def _request_dropped(lname: bytes) -> bool:
+    """A request field the gateway never forwards as received."""
+    return lname in _REQUEST_DROPPED or lname.startswith(_FORWARDING_PREFIX)
+
+
+def _dropped_underscores_allowed(lname: bytes) -> bool:
+    """With ``underscores_in_headers``: a name is dropped if, read as CGI/WSGI backends read it
+    ("_" as "-"), it names a field the gateway acts on (X_Forwarded_For, Content_Length, ...)."""
+    return _request_dropped(lname.replace(b"_", b"-"))
+
+
+def _dropped_underscores_not_allowed(lname: bytes) -> bool:
+    """The default, as nginx's ``underscores_in_headers off``: every name with "_" is dropped."""
+    return b"_" in lname or _request_dropped(lname)
 
 
 def _content_length(values: list[bytes], error_status: int) -> int:
@@ -270,23 +295,31 @@ def _target_ok(target: bytes) -> bool:
 
 def _protocols(values: list[bytes]) -> bytes | None:
     """A request's Upgrade list (RFC 9110 7.8), validated (protocol-name ["/" protocol-version],
-    both tokens) and spelled canonically: the elements joined by ", "; None if it is empty."""
+    both tokens) and spelled canonically: the elements joined by ", "; None if it is empty.
+    h2c (any case, any version) is left out: HTTP/2 over cleartext is never negotiated through
+    the gateway (an h2c connection to the upstream would carry requests the gateway never sees:
+    h2c smuggling)."""
     protocols = list_elements(values)
+    kept = []
     for proto in protocols:
         name, slash, version = proto.partition(b"/")
         if not is_token(name) or (slash and not is_token(version)):
             raise ParseError(400, "invalid Upgrade")
-    return b", ".join(protocols) or None
+        if name.lower() != b"h2c":
+            kept.append(proto)
+    return b", ".join(kept) or None
 
 
 class RequestParser:
-    """Parses request heads under the configured limits."""
+    """Parses request heads under the configured limits. ``underscores_in_headers``: header
+    names holding "_" are forwarded (False, the default: dropped, as nginx does)."""
 
     def __init__(self, max_request_line: int = 8192, max_header_bytes: int = 32768,
-                 max_headers: int = 100) -> None:
+                 max_headers: int = 100, underscores_in_headers: bool = False) -> None:
         self.max_request_line = max_request_line
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
+        self.underscores_in_headers = bool(underscores_in_headers)
 
     def parse(self, buf) -> RequestHead | None:
         buf = bytes(buf)
@@ -412,15 +445,13 @@ class RequestParser:
         # Upgrade counts only when Connection lists it; then the protocols are forwarded in
         # the gateway's spelling (all fields, no empty elements), never the client's lines.
         upgrade = _protocols(upgrades) if upgrades and b"upgrade" in connection else None
-        # Expect: 100-continue, in any case, repeated or among empty elements, is the gateway's
-        # own (answered here; RFC 9110 10.1.1: ignored in HTTP/1.0) and never forwarded. Mixed
-        # with another expectation it cannot be half-met: 417. Other expectations alone are
-        # not interpreted and pass verbatim.
+        # Expect is hop-by-hop (RFC 9110 10.1.1) and never forwarded. 100-continue, in any case,
+        # repeated or among empty elements, is the gateway's own (answered here; ignored in
+        # HTTP/1.0). Any other expectation, alone or not, is one the gateway cannot meet: 417.
         expectations = [e.lower() for e in list_elements(expects)]
-        saw_continue = b"100-continue" in expectations
-        if saw_continue and expectations.count(b"100-continue") != len(expectations):
+        if any(e != b"100-continue" for e in expectations):
             raise ParseError(417, "unsupported expectation")
-        expect_continue = saw_continue and version == 11
+        expect_continue = bool(expectations) and version == 11
 
         head = RequestHead()
         head.method = method
@@ -436,7 +467,8 @@ class RequestParser:
         head.expect_continue = expect_continue
         head.x_forwarded_for = b", ".join(forwarded_for) if forwarded_for else None
         head.head_length = skip + end + 4
-        dropped = _REQUEST_DROPPED | {b"expect"} if saw_continue else _REQUEST_DROPPED
+        dropped = (_dropped_underscores_allowed if self.underscores_in_headers
+                   else _dropped_underscores_not_allowed)
         head.kept = _kept_lines(fields, dropped, connection)
         head.raw = buf[: end + 4]
         return head
@@ -525,7 +557,7 @@ class ResponseParser:
         # (not validated: the gateway relays them, it does not act on them)
         head.upgrade = (b", ".join(list_elements(upgrades)) or None) if upgrades else None
         head.head_length = end + 4
-        head.kept = _kept_lines(fields, _RESPONSE_DROPPED, connection)
+        head.kept = _kept_lines(fields, _response_dropped, connection)
         head.raw = buf[: end + 4]
         return head
 

@@ -244,13 +244,16 @@ class Timeouts(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Limits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Sizes in int bytes after loading; ``max_headers`` is a count."""
+    """What a request may hold. Sizes in int bytes after loading; ``max_headers`` is a count;
+    ``underscores_in_headers`` (as nginx's directive): header names with "_" are forwarded
+    rather than dropped."""
 
     max_request_line: Size = 8192
     max_header_bytes: Size = 32768
     max_headers: Positive = 100
     max_body_bytes: Size = 64 * 1024**2
     request_buffer: Size = 64 * 1024
+    underscores_in_headers: bool = False
 
     def __post_init__(self) -> None:
         _normalize_units(self)

@@ -81,6 +81,8 @@ def _fields(struct: msgspec.Struct) -> str:
             value = format_duration(value)
         elif field.type is Size:
             value = format_size(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"  # as the file spells it
         parts.append(f"{field.name} {value}")
     return ", ".join(parts)
 

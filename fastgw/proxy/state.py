@@ -61,7 +61,7 @@ class ProxyState:
         limits = config.limits
         timeouts = config.timeouts
         self.parser = _core.RequestParser(limits.max_request_line, limits.max_header_bytes,
-                                          limits.max_headers)
+                                          limits.max_headers, limits.underscores_in_headers)
         self.response_parser = _core.ResponseParser(max(limits.max_header_bytes, 65536),
                                                     max(limits.max_headers, 200))
         self.max_body = limits.max_body_bytes

@@ -99,8 +99,10 @@ def test_defaults() -> None:
         lim.max_headers,
         lim.max_body_bytes,
         lim.request_buffer,
-    ) == (8192, 32768, 100, 64 * 1024 * 1024, 64 * 1024)
-    assert all(type(getattr(lim, name)) is int for name in lim.__struct_fields__)
+        lim.underscores_in_headers,
+    ) == (8192, 32768, 100, 64 * 1024 * 1024, 64 * 1024, False)
+    assert all(type(getattr(lim, name)) is int for name in lim.__struct_fields__
+               if name != "underscores_in_headers")
     upstream = config.upstreams["app"]
     assert upstream.keepalive.max_idle == 1024
     assert type(upstream.keepalive.idle_timeout) is float
@@ -227,6 +229,14 @@ def test_good_sizes(text: Any, count: int) -> None:
 @pytest.mark.parametrize("text", BAD_SIZES, ids=repr)
 def test_bad_sizes_name_the_field(text: Any) -> None:
     assert_error(changed("limits.request_buffer", text), "$.limits.request_buffer", "expected a")
+
+
+def test_underscores_in_headers_is_a_boolean() -> None:
+    assert load(changed("limits.underscores_in_headers", True)).limits.underscores_in_headers
+    assert_error(changed("limits.underscores_in_headers", "on"),
+                 "$.limits.underscores_in_headers", "expected true or false")
+    text = summarize(load(changed("limits.underscores_in_headers", True)), "conf.json")
+    assert "underscores_in_headers true" in text
 
 
 def test_request_buffer_may_exceed_max_body_bytes() -> None:
@@ -593,6 +603,7 @@ def test_summary_is_compact_and_complete() -> None:
     assert any("users" in line and "path /users" in line and "-> app" in line for line in lines)
     assert any("route-1" in line and "everything -> app" in line for line in lines)
     assert "client_header 10s" in text and "max_body_bytes 64MiB" in text
+    assert "underscores_in_headers false" in text
     assert lines[2] == "workers: 1   shutdown_timeout: 30s   pidfile: none"
 
 

@@ -181,7 +181,7 @@ def test_close_delimited_response_coding_forwarded_canonically(parser_impl):
 @pytest.mark.parametrize(("fields", "canonical"), [
     ([b"websocket"], b"websocket"),
     ([b", websocket ,"], b"websocket"),
-    ([b"h2c", b"websocket"], b"h2c, websocket"),
+    ([b"foo", b"websocket"], b"foo, websocket"),
     ([b"", b"websocket", b","], b"websocket"),
     ([b"HTTP/2.0 ,\tSHTTP/1.3"], b"HTTP/2.0, SHTTP/1.3"),
 ])
@@ -196,6 +196,42 @@ def test_upgrade_forwarded_canonically(parser_impl, fields, canonical):
     resp = response(parser_impl, b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
                     + b"".join(b"Upgrade: " + f + b"\r\n" for f in fields) + b"\r\n")
     assert resp.upgrade == canonical and resp.kept == b""
+
+
+@pytest.mark.parametrize(("fields", "canonical"), [
+    ([b"h2c"], None),
+    ([b"H2C", b"h2c/1.0"], None),
+    ([b"h2c", b"websocket"], b"websocket"),
+    ([b"websocket, h2c, foo"], b"websocket, foo"),
+])
+def test_h2c_upgrade_never_forwarded(parser_impl, fields, canonical):
+    """h2c is left out of the Upgrade list (none left: no upgrade), and HTTP2-Settings is
+    never forwarded, listed in Connection or not."""
+    data = (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            + b"".join(b"Upgrade: " + f + b"\r\n" for f in fields)
+            + b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+    head = request(parser_impl, data)
+    assert head.upgrade == canonical
+    upgrading = b"" if canonical is None else b"Connection: upgrade\r\nUpgrade: " + canonical + b"\r\n"
+    assert head.forward(TAIL, b"h") == b"GET / HTTP/1.1\r\nHost: h\r\n" + upgrading + FORWARDED_TAIL
+    head = request(parser_impl, data.replace(b"Connection: Upgrade, HTTP2-Settings", b"X: 1"))
+    assert head.upgrade is None
+    assert head.forward(TAIL, b"h") == b"GET / HTTP/1.1\r\nHost: h\r\nX: 1\r\n" + FORWARDED_TAIL
+
+
+def test_forged_forwarding_headers_never_forwarded(parser_impl):
+    """The forwarded head carries the gateway's forwarding headers only, in any spelling the
+    client sent them, X-Forwarded-For with the received values first."""
+    data = (b"GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\n"
+            b"X-Forwarded_Proto: https\r\nX_Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\n"
+            b"Forwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 9.9.9.9\r\n"
+            b"X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Other: 1\r\n\r\n")
+    for allow in (False, True):
+        head = parser_impl.RequestParser(underscores_in_headers=allow).parse(data)
+        assert head.forward(TAIL, b"h") == (
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Other: 1\r\n"
+            b"X-Forwarded-For: 9.9.9.9, 10.1.2.3\r\nX-Forwarded-Proto: http\r\n"
+            b"X-Forwarded-Host: h\r\n\r\n")
 
 
 def test_empty_upgrade_is_no_upgrade(parser_impl):

@@ -260,8 +260,8 @@ VALID_REQUESTS = [
         {"upgrade": None}, id="upgrade-without-connection-token"),
     pytest.param(
         head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: keep-alive, upgrade",
-                   "Upgrade: h2c", "Upgrade: websocket"),
-        {"upgrade": b"h2c, websocket"}, id="upgrade-fields-joined"),
+                   "Upgrade: foo/2", "Upgrade: websocket"),
+        {"upgrade": b"foo/2, websocket"}, id="upgrade-fields-joined"),
     pytest.param(
         head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: upgrade",
                    "Upgrade: , websocket ,,", "Upgrade:"),
@@ -290,11 +290,13 @@ VALID_REQUESTS = [
         head_lines("PUT / HTTP/1.0", "Host: example.com", "Expect: 100-continue"),
         {"method": b"PUT", "version": 10, "keep_alive": False}, id="expect-continue-http10"),
     pytest.param(
-        head_lines("GET / HTTP/1.1", "Host: example.com", "Expect: something"),
-        {"kept": b"Expect: something\r\n"}, id="expect-other-kept"),
+        head_lines("PUT / HTTP/1.1", "Host: example.com", "Expect:", "Expect: , ,"),
+        {"method": b"PUT"}, id="expect-empty-dropped"),
     pytest.param(
-        head_lines("GET / HTTP/1.1", "Host: example.com", "Expect: a, b", "Expect: ,"),
-        {"kept": b"Expect: a, b\r\nExpect: ,\r\n"}, id="expect-others-kept"),
+        head_lines("PUT / HTTP/1.0", "Host: example.com", "Expect: 100-continue",
+                   "Expect: 100-CONTINUE"),
+        {"method": b"PUT", "version": 10, "keep_alive": False},
+        id="expect-continue-repeated-http10"),
     pytest.param(
         head_lines("GET / HTTP/1.1", "Host: example.com", "X-A:  spaced \t", "X-B:",
                    "X-C: caf\xe9\tau lait", "X-D: \"quoted, with comma\""),
@@ -302,8 +304,9 @@ VALID_REQUESTS = [
                  b"X-D: \"quoted, with comma\"\r\n"}, id="values-kept-verbatim"),
     pytest.param(
         head_lines("GET / HTTP/1.1", "Host: example.com",
-                   "!#$%&'*+-.^_`|~09azAZ: token-name"),
-        {"kept": b"!#$%&'*+-.^_`|~09azAZ: token-name\r\n"}, id="all-tchar-name"),
+                   "!#$%&'*+-.^`|~09azAZ: token-name"),
+        {"kept": b"!#$%&'*+-.^`|~09azAZ: token-name\r\n"}, id="all-tchar-name"),
+    # (a name with "_", the last tchar, is dropped unless allowed: see UNDERSCORE_NAMES)
 ]
 
 
@@ -311,6 +314,166 @@ VALID_REQUESTS = [
 def test_valid_request(parser_impl: ModuleType, data: bytes, changes: dict[str, Any]) -> None:
     expected = {**REQUEST_DEFAULTS, **changes}
     assert_head(parser_impl.RequestParser(), parser_impl, data, expected)
+
+
+# --------------------------------------------------------------------------------------------
+# request fields that are the gateway's: forwarding headers, names with "_", h2c, Expect
+
+# Names with "_", each spelled as clients forge them. CGI/WSGI backends read "_" as "-", so
+# X_Forwarded_For would reach them as X-Forwarded-For. With underscores_in_headers off (the
+# default, as nginx) every one is dropped; with it on, only those that read as a field the
+# gateway acts on are, and the rest pass verbatim.
+UNDERSCORE_NAMES = [
+    # (line, passes when underscores are allowed)
+    ("X_Forwarded_For: 6.6.6.6", False),
+    ("x_forwarded_for: 6.6.6.7", False),
+    ("X-Forwarded_For: 6.6.6.8", False),
+    ("X_Forwarded-For: 6.6.6.9", False),
+    ("X-Forwarded_Proto: https", False),
+    ("X_FORWARDED_HOST: evil.example", False),
+    ("X_Forwarded-Host: evil.example", False),
+    ("x_forwarded_port: 443", False),
+    ("X_Forwarded_Prefix: /admin", False),
+    ("x_forwarded_: 1", False),
+    ("X_Real_IP: 6.6.6.6", False),
+    ("X-Real_Ip: 6.6.6.6", False),
+    ("Content_Length: 5", False),
+    ("Transfer_Encoding: chunked", False),
+    ("Keep_Alive: 1", False),
+    ("Proxy_Connection: close", False),
+    ("HTTP2_Settings: AAMAAABk", False),
+    ("X_Custom_Header: 1", True),
+    ("_: underscore only", True),
+    ("a_: trailing", True),
+    ("_x-forwarded-for: leading", True),
+    ("Host_: h", True),
+    ("Connection_: close", True),
+    ("Expect_: x", True),
+    ("Forwarded_: for=1", True),
+    ("x_forwarded: no dash after", True),
+    ("X_Forwarded_For_Real: 1", False),  # x-forwarded-for-real: an X-Forwarded-* name
+]
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_underscore_names(parser_impl: ModuleType, allow: bool) -> None:
+    lines = [line for line, _ in UNDERSCORE_NAMES]
+    data = head_lines("GET / HTTP/1.1", "Host: example.com", "X-Forwarded-For: 10.0.0.1",
+                      *lines, "X-Kept: 1")
+    passed = b"".join(line.encode() + b"\r\n" for line, passes in UNDERSCORE_NAMES
+                      if allow and passes)
+    head = assert_head(parser_impl.RequestParser(underscores_in_headers=allow), parser_impl,
+                       data, {**REQUEST_DEFAULTS, "x_forwarded_for": b"10.0.0.1",
+                              "kept": passed + b"X-Kept: 1\r\n"})
+    # nothing the gateway acts on is read from them either: no framing, no Expect
+    assert (head.content_length, head.chunked, head.expect_continue) == (-1, False, False)
+
+
+@pytest.mark.parametrize(("line", "passes"), UNDERSCORE_NAMES)
+@pytest.mark.parametrize("allow", [False, True])
+def test_underscore_name_alone(parser_impl: ModuleType, line: str, passes: bool,
+                               allow: bool) -> None:
+    for spelled in (line, line.upper(), line.lower()):
+        data = head_lines("GET / HTTP/1.1", "Host: example.com", spelled)
+        kept = spelled.encode() + b"\r\n" if allow and passes else b""
+        assert_head(parser_impl.RequestParser(underscores_in_headers=allow), parser_impl, data,
+                    {**REQUEST_DEFAULTS, "kept": kept})
+
+
+def test_underscore_names_listed_in_connection(parser_impl: ModuleType) -> None:
+    data = head_lines("GET / HTTP/1.1", "Host: h", "Connection: x_a", "X_A: 1", "X_B: 2")
+    parser = parser_impl.RequestParser(underscores_in_headers=True)
+    assert parser.parse(data).kept == b"X_B: 2\r\n"
+
+
+# The forwarding headers are the gateway's: it writes X-Forwarded-For (the received values, then
+# the client), X-Forwarded-Proto and X-Forwarded-Host; every other X-Forwarded-* name, Forwarded
+# and X-Real-IP a client sends are dropped (the backend sees none rather than a forged one).
+FORWARDING_DROPPED = [
+    "X-Forwarded-Proto: https", "X-Forwarded-Host: evil.example", "X-Forwarded-Port: 443",
+    "X-Forwarded-Prefix: /admin", "X-Forwarded-Server: evil", "X-Forwarded-Ssl: on",
+    "X-Forwarded-Uri: /admin", "X-Forwarded-Method: DELETE",
+    "X-Forwarded-Tls-Client-Cert: x", "x-forwarded-: empty suffix", "X-FORWARDED-PORT: 1",
+    "Forwarded: for=6.6.6.6;proto=https", "FORWARDED: for=1", "X-Real-IP: 6.6.6.6",
+    "x-real-ip: 6.6.6.7",
+]
+FORWARDING_LOOKALIKES_KEPT = [
+    "X-Forwarded: 1", "X-Forwardedfor: 1", "X_Forwarded: 1", "Forwarded-For: 1",
+    "X-Real-IPs: 1", "X-Real-I: 1", "XX-Forwarded-For: 1", "X-Original-Forwarded-For: 1",
+]
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_forwarding_headers_are_the_gateways(parser_impl: ModuleType, allow: bool) -> None:
+    kept = [line for line in FORWARDING_LOOKALIKES_KEPT if allow or "_" not in line]
+    data = head_lines("GET / HTTP/1.1", "Host: example.com", "X-Forwarded-For: 10.0.0.1",
+                      *FORWARDING_DROPPED, *FORWARDING_LOOKALIKES_KEPT,
+                      "x-forwarded-for: 10.0.0.2")
+    assert_head(parser_impl.RequestParser(underscores_in_headers=allow), parser_impl, data,
+                {**REQUEST_DEFAULTS, "x_forwarded_for": b"10.0.0.1, 10.0.0.2",
+                 "kept": b"".join(line.encode() + b"\r\n" for line in kept)})
+
+
+@pytest.mark.parametrize("line", FORWARDING_DROPPED)
+def test_forwarding_header_alone_is_dropped(parser_impl: ModuleType, line: str) -> None:
+    assert_head(parser_impl.RequestParser(), parser_impl,
+                head_lines("GET / HTTP/1.1", "Host: example.com", line), REQUEST_DEFAULTS)
+
+
+def test_forwarding_headers_pass_in_responses(parser_impl: ModuleType) -> None:
+    """An upstream's response is not the client's: its X-Forwarded-*, Forwarded, X-Real-IP and
+    names with "_" pass (only requests are the gateway's to sanitize)."""
+    lines = ["X-Forwarded-Port: 1", "Forwarded: for=1", "X-Real-IP: 1", "X_Custom: 1",
+             "X_Forwarded_For: 1", "X-Forwarded-Proto: https"]
+    head = parser_impl.ResponseParser().parse(head_lines("HTTP/1.1 200 OK", *lines))
+    assert head.kept == b"".join(line.encode() + b"\r\n" for line in lines)
+
+
+# h2c is never negotiated through the gateway (h2c smuggling): the protocol is left out of the
+# Upgrade list (no protocol left: not an upgrade) and HTTP2-Settings is never forwarded.
+H2C_REQUESTS = [
+    pytest.param(["Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c",
+                  "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"], None, id="h2c-alone"),
+    pytest.param(["Connection: upgrade", "Upgrade: H2C"], None, id="h2c-upper-case"),
+    pytest.param(["Connection: upgrade", "Upgrade: h2c/1.0, , h2c"], None, id="h2c-versions"),
+    pytest.param(["Connection: upgrade", "Upgrade: websocket, h2c",
+                  "HTTP2-Settings: AAMAAABk"], b"websocket", id="h2c-after-websocket"),
+    pytest.param(["Connection: upgrade", "Upgrade: h2c", "Upgrade: websocket"], b"websocket",
+                 id="h2c-in-another-field"),
+    pytest.param(["Connection: upgrade", "Upgrade: h2cx, xh2c, h2"], b"h2cx, xh2c, h2",
+                 id="h2c-lookalikes-kept"),
+    pytest.param(["Upgrade: h2c", "HTTP2-Settings: AAMAAABk"], None, id="h2c-not-listed"),
+    pytest.param(["HTTP2-Settings: AAMAAABk"], None, id="http2-settings-alone"),
+    pytest.param(["http2-settings: AAMAAABk", "Connection: keep-alive"], None,
+                 id="http2-settings-lower-case"),
+]
+
+
+@pytest.mark.parametrize(("lines", "upgrade"), H2C_REQUESTS)
+def test_h2c_is_never_forwarded(parser_impl: ModuleType, lines: list[str],
+                                upgrade: bytes | None) -> None:
+    data = head_lines("GET / HTTP/1.1", "Host: example.com", *lines, "X-Kept: 1")
+    head = assert_head(parser_impl.RequestParser(), parser_impl, data,
+                       {**REQUEST_DEFAULTS, "upgrade": upgrade, "kept": b"X-Kept: 1\r\n"})
+    forwarded = head.forward(b"1.2.3.4\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ", b"h")
+    assert b"http2-settings" not in forwarded.lower()
+    assert (b"upgrade" in forwarded.lower()) == (upgrade is not None)
+    assert b"h2c" not in (upgrade or b"").lower().replace(b"h2cx", b"").replace(b"xh2c", b"")
+
+
+def test_h2c_is_still_checked(parser_impl: ModuleType) -> None:
+    """h2c is left out after the list is validated: a bad protocol next to it is a 400."""
+    data = head_lines("GET / HTTP/1.1", "Host: h", "Connection: upgrade", "Upgrade: h2c, a/b/c")
+    assert_error(parser_impl.RequestParser(), parser_impl, data, 400, "invalid Upgrade")
+    data = head_lines("GET / HTTP/1.1", "Host: h", "Connection: upgrade", "Upgrade: h2c/")
+    assert_error(parser_impl.RequestParser(), parser_impl, data, 400, "invalid Upgrade")
+
+
+def test_http2_settings_dropped_from_responses(parser_impl: ModuleType) -> None:
+    """RFC 9113 3.2.1: a server must not send it; it would describe one connection anyway."""
+    head = parser_impl.ResponseParser().parse(
+        head_lines("HTTP/1.1 200 OK", "HTTP2-Settings: AAMA", "X-A: 1"))
+    assert head.kept == b"X-A: 1\r\n"
 
 
 def test_path_is_target_in_origin_form(parser_impl: ModuleType) -> None:
@@ -459,7 +622,18 @@ MALFORMED_REQUESTS = [
                  400, "invalid Upgrade", {}, id="upgrade-parameter"),
     pytest.param(head_lines(GET, HOST, "Connection: upgrade", "Upgrade: caf\xe9"),
                  400, "invalid Upgrade", {}, id="upgrade-obs-text"),
-    # 100-continue is answered by the gateway: it cannot be mixed with another expectation
+    # 100-continue is answered by the gateway; any other expectation is one it cannot meet
+    # (RFC 9110 10.1.1), alone or not, in HTTP/1.0 too
+    pytest.param(head_lines("GET / HTTP/1.1", HOST, "Expect: something"),
+                 417, "unsupported expectation", {}, id="expect-other"),
+    pytest.param(head_lines("GET / HTTP/1.1", HOST, "Expect: a, b", "Expect: ,"),
+                 417, "unsupported expectation", {}, id="expect-others"),
+    pytest.param(head_lines("GET / HTTP/1.1", HOST, "Expect: 100-continue", "Expect: x=1"),
+                 417, "unsupported expectation", {}, id="expect-continue-then-other"),
+    pytest.param(head_lines("GET / HTTP/1.1", HOST, "Expect: ,", "expect: 100-continuee"),
+                 417, "unsupported expectation", {}, id="expect-continue-misspelt"),
+    pytest.param(head_lines("GET / HTTP/1.0", HOST, "Expect: something"),
+                 417, "unsupported expectation", {}, id="expect-other-http10"),
     pytest.param(head_lines("PUT / HTTP/1.1", HOST, "Expect: 100-continue, x"),
                  417, "unsupported expectation", {}, id="expect-continue-and-other"),
     pytest.param(head_lines("PUT / HTTP/1.1", HOST, "Expect: x", "Expect: 100-Continue"),
@@ -1211,11 +1385,12 @@ def test_parse_error(parser_impl: ModuleType) -> None:
 
 
 def test_limits_are_attributes(parser_impl: ModuleType) -> None:
-    parser = parser_impl.RequestParser(1, 2, 3)
-    assert (parser.max_request_line, parser.max_header_bytes, parser.max_headers) == (1, 2, 3)
+    parser = parser_impl.RequestParser(1, 2, 3, True)
+    assert (parser.max_request_line, parser.max_header_bytes, parser.max_headers,
+            parser.underscores_in_headers) == (1, 2, 3, True)
     defaults = parser_impl.RequestParser()
-    assert (defaults.max_request_line, defaults.max_header_bytes, defaults.max_headers) == (
-        8192, 32768, 100)
+    assert (defaults.max_request_line, defaults.max_header_bytes, defaults.max_headers,
+            defaults.underscores_in_headers) == (8192, 32768, 100, False)
     response = parser_impl.ResponseParser()
     assert (response.max_header_bytes, response.max_headers) == (65536, 200)
 

@@ -36,8 +36,19 @@ OBS_TEXT = bytes(range(0x80, 0x100))
 # request-target characters (RFC 3986 path and query); '%' only in an escape (below)
 URI_CHARS = (b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
              b"-._~!$&'()*+,;=:@/?")
-# names whose fields the generator adds itself, with valid values
-FRAMING = {b"host", b"content-length", b"transfer-encoding"}
+# names whose fields the generator adds itself, with valid values (and Expect, which it leaves
+# out: any expectation but 100-continue is a 417)
+FRAMING = {b"host", b"content-length", b"transfer-encoding", b"expect"}
+# names the gateway owns in a request, spelled as clients forge them: dropped, or (names with
+# "_", when underscores_in_headers allows them) kept only if they read as no field it acts on
+GATEWAY_NAMES = [
+    b"X-Forwarded-For", b"x-forwarded-for", b"X_Forwarded_For", b"X-Forwarded_For",
+    b"X_Forwarded-For", b"X-Forwarded-Proto", b"X_Forwarded_Proto", b"x-forwarded_host",
+    b"X-Forwarded-Port", b"X-Forwarded-Prefix", b"X-FORWARDED-SERVER", b"x-forwarded-",
+    b"x_forwarded_", b"X-Forwarded", b"Forwarded", b"forwarded", b"Forwarded_", b"X-Real-IP",
+    b"X_Real_Ip", b"x-real-ips", b"HTTP2-Settings", b"http2_settings", b"Content_Length",
+    b"Transfer_Encoding", b"Keep_Alive", b"X_Custom_Header", b"_", b"a_b", b"Host_",
+]
 
 # --------------------------------------------------------------------------------------------
 # generators
@@ -91,6 +102,8 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     for name in draw(st.lists(tokens(20), max_size=12)):
         if name.lower() not in FRAMING:
             fields.append((name, draw(field_values())))
+    for name in draw(st.lists(st.sampled_from(GATEWAY_NAMES), max_size=3)):
+        fields.insert(draw(st.integers(0, len(fields))), (name, draw(field_values())))
     if version == b"1.1" or draw(st.booleans()):
         host = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.-:", max_size=20))
         fields.insert(draw(st.integers(0, len(fields))), (b"Host", host.encode()))
@@ -124,7 +137,14 @@ EXTRA_LINES = [b"Host: other.example", b"Host: a b", b"Content-Length: 5", b"Con
                b"X-A: \x00", b"X-A: \x01", b"nocolon", b": empty", b"X-Forwarded-For: 1.2.3.4",
                b"Transfer-Encoding: ,chunked", b"Transfer-Encoding: chunked;x=1",
                b"Upgrade: , h2c", b"Upgrade: a b", b"Expect: 100-continue, x", b"Expect: ,",
-               b"Connection: upgrade"]
+               b"Connection: upgrade", b"Upgrade: h2c", b"Upgrade: websocket, H2C",
+               b"Upgrade: h2c/1", b"Upgrade: h2cx", b"Connection: Upgrade, HTTP2-Settings",
+               b"HTTP2-Settings: AAMAAABk", b"Expect: foo", b"Expect: 100-CONTINUE",
+               b"Expect:", b"X_Forwarded_For: 6.6.6.6", b"X-Forwarded_Proto: https",
+               b"X_Forwarded-Host: evil", b"X-Forwarded-Port: 1", b"X-Forwarded-Prefix: /a",
+               b"Forwarded: for=1", b"X-Real-IP: 1", b"X_Real_IP: 1", b"X_Custom_Header: 1",
+               b"Content_Length: 5", b"Transfer_Encoding: chunked", b"Connection: x_a",
+               b"X_A: 1"]
 
 
 @st.composite
@@ -295,6 +315,21 @@ def outcome(impl: ModuleType, kind: str, data: bytes, limits: dict[str, int]) ->
     return ("head", fields, head.header(b"host"), head.header(b"X-a"))
 
 
+@pytest.mark.parametrize("line", EXTRA_LINES)
+@pytest.mark.parametrize("underscores", [False, True])
+def test_compiled_matches_pure_on_each_extra_line(compiled_parser: ModuleType, line: bytes,
+                                                  underscores: bool) -> None:
+    """Every special line alone and next to its underscore twin, in both HTTP versions."""
+    twin = line.replace(b"-", b"_", 1)
+    for version in (b"1.1", b"1.0"):
+        for lines in ([line], [twin, line], [line, b"Connection: upgrade"]):
+            data = (b"GET / HTTP/" + version + b"\r\nHost: h\r\n"
+                    + b"".join(x + b"\r\n" for x in lines) + b"X-A: 1\r\n\r\n")
+            limits = {"underscores_in_headers": underscores}
+            assert outcome(compiled_parser, "request", data, limits) == outcome(
+                pure_parser, "request", data, limits), data
+
+
 @st.composite
 def responses(draw: st.DrawFn) -> bytes:
     status = draw(st.sampled_from([b"200 OK", b"101 Switching Protocols", b"204", b"404 Not Found",
@@ -318,12 +353,14 @@ LIMITS = st.sampled_from([{}, {}, {"max_headers": 2}, {"max_header_bytes": 40}])
 
 @SETTINGS
 @given(data=st.one_of(mutated(), requests().map(lambda r: r["head"]), st.binary(max_size=100)),
-       limits=LIMITS, request_line=st.sampled_from([None, 10, 30]), cut=st.integers(0, 10**6))
+       limits=LIMITS, request_line=st.sampled_from([None, 10, 30]), cut=st.integers(0, 10**6),
+       underscores=st.booleans())
 def test_compiled_matches_pure_on_requests(compiled_parser: ModuleType, data: bytes,
                                            limits: dict[str, int], request_line: int | None,
-                                           cut: int) -> None:
+                                           cut: int, underscores: bool) -> None:
     if request_line is not None:
         limits = {**limits, "max_request_line": request_line}
+    limits = {**limits, "underscores_in_headers": underscores}
     for piece in (data, data[:cut % (len(data) + 1)]):
         assert outcome(compiled_parser, "request", piece, limits) == outcome(
             pure_parser, "request", piece, limits), piece

@@ -230,7 +230,7 @@ def test_settings() -> None:
     new = BASE + (
         "workers: 2\nlog_level: debug\nshutdown_timeout: 10s\npidfile: /run/fastgw.pid\n"
         "timeouts: {client_idle: 90s, upstream_read: 2m}\n"
-        "limits: {max_headers: 50, max_body_bytes: 1MiB}\n"
+        "limits: {max_headers: 50, max_body_bytes: 1MiB, underscores_in_headers: true}\n"
     )
     assert diff(BASE, new) == [
         "log_level: info → debug",
@@ -241,6 +241,7 @@ def test_settings() -> None:
         "timeouts.upstream_read: 1m → 2m",
         "limits.max_headers: 100 → 50",
         "limits.max_body_bytes: 64MiB → 1MiB",
+        "limits.underscores_in_headers: false → true",
     ]
 
 
