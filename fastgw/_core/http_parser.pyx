@@ -1224,9 +1224,10 @@ cdef class RequestParser(_HeadParser):
             content_length = _content_length(p, lines, nlines, 400)
 
         # Upgrade counts only when Connection lists it; then the protocols are forwarded in the
-        # gateway's spelling (all fields, no empty elements), never the client's lines.
+        # gateway's spelling (all fields, no empty elements), never the client's lines. In an
+        # HTTP/1.0 request it is ignored (RFC 9110 7.8).
         cdef bytes upgrade = None
-        if f.n_upgrade and f.conn_upgrade:
+        if f.n_upgrade and f.conn_upgrade and version == 11:
             upgrade = _elements(p, lines, nlines, K_UPGRADE, True)
         # Expect is hop-by-hop (RFC 9110 10.1.1) and never forwarded. 100-continue, in any case,
         # repeated or among empty elements, is the gateway's own (answered here; ignored in
@@ -1410,6 +1411,8 @@ cdef class ResponseParser(_HeadParser):
                 chunked = True
             else:
                 keep_alive = False  # close-delimited
+            if version == 10:  # RFC 9112 6.1: HTTP/1.0 with Transfer-Encoding is faulty
+                keep_alive = False  # framing: take this message, then close
         elif f.n_length:
             content_length = _content_length(p, lines, nlines, 502)
 

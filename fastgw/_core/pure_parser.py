@@ -443,8 +443,10 @@ class RequestParser:
         else:
             keep_alive = b"keep-alive" in connection and b"close" not in connection
         # Upgrade counts only when Connection lists it; then the protocols are forwarded in
-        # the gateway's spelling (all fields, no empty elements), never the client's lines.
-        upgrade = _protocols(upgrades) if upgrades and b"upgrade" in connection else None
+        # the gateway's spelling (all fields, no empty elements), never the client's lines. In
+        # an HTTP/1.0 request it is ignored (RFC 9110 7.8).
+        upgrade = (_protocols(upgrades) if upgrades and b"upgrade" in connection
+                   and version == 11 else None)
         # Expect is hop-by-hop (RFC 9110 10.1.1) and never forwarded. 100-continue, in any case,
         # repeated or among empty elements, is the gateway's own (answered here; ignored in
         # HTTP/1.0). Any other expectation, alone or not, is one the gateway cannot meet: 417.
@@ -542,6 +544,8 @@ class ResponseParser:
                 chunked = True
             else:
                 keep_alive = False  # close-delimited
+            if version == 10:  # RFC 9112 6.1: HTTP/1.0 with Transfer-Encoding is faulty
+                keep_alive = False  # framing: take this message, then close
         elif lengths:
             content_length = _content_length(lengths, 502)
 

@@ -304,3 +304,28 @@ def test_a_client_fin_before_the_101_reaches_the_upstream_through_the_tunnel(gat
         c.sock.shutdown(socket.SHUT_WR)  # done sending, before the upstream even answered
         assert c.read_head(timeout=5).status == 101
         assert c.read_to_eof(timeout=5) == b"ping"  # echoed, then the upstream saw the FIN
+
+
+def test_upgrade_in_an_http10_request_is_ignored(gateway, backend):
+    """RFC 9110 7.8: no tunnel for HTTP/1.0, and the field is not forwarded."""
+    with Client(gateway.port) as c:
+        c.send(b"GET /plain HTTP/1.0\r\nHost: test.local\r\nConnection: upgrade\r\n"
+               b"Upgrade: websocket\r\n\r\n")
+        assert c.read_response(timeout=5).status == 200
+    received = backend.wait_requests(1)[0]
+    assert received.header("upgrade") is None, received.raw_head
+
+
+def test_an_http10_chunked_response_is_not_followed_on_the_same_connection(make_gateway):
+    """RFC 9112 6.1: an HTTP/1.0 response with Transfer-Encoding has faulty framing: the
+    gateway takes it whole, then closes that upstream connection (it was pooled before)."""
+    reply = (b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+             b"2\r\nok\r\n0\r\n\r\n")
+    with ScriptedUpstream(reply) as upstream:
+        gw = make_gateway(upstream=upstream.address)
+        with Client(gw.port) as c:
+            for _ in range(2):
+                c.send(b"GET /x HTTP/1.1\r\nHost: test.local\r\n\r\n")
+                resp = c.read_response(timeout=5)
+                assert (resp.status, resp.body) == (200, b"ok")
+        assert upstream.connections == 2

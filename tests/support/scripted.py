@@ -23,6 +23,11 @@ class ScriptedUpstream:
         self._conns: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return len(self._conns)
+
     def __enter__(self) -> Self:
         self._thread.start()
         return self

@@ -476,6 +476,31 @@ def test_http2_settings_dropped_from_responses(parser_impl: ModuleType) -> None:
     assert head.kept == b"X-A: 1\r\n"
 
 
+def test_upgrade_is_ignored_in_http10_requests(parser_impl: ModuleType) -> None:
+    """RFC 9110 7.8: a server must ignore Upgrade in an HTTP/1.0 request: no tunnel, and the
+    field (hop-by-hop) is not forwarded either."""
+    for version, upgrade in (("1.0", None), ("1.1", b"websocket")):
+        data = head_lines(f"GET / HTTP/{version}", "Host: h", "Connection: upgrade",
+                          "Upgrade: websocket", "X-Kept: 1")
+        head = parser_impl.RequestParser().parse(data)
+        assert head.upgrade == upgrade, version
+        assert head.kept == b"X-Kept: 1\r\n"
+
+
+@pytest.mark.parametrize("coding", ["chunked", "gzip"])
+def test_http10_response_with_transfer_encoding_closes(parser_impl: ModuleType,
+                                                         coding: str) -> None:
+    """RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing: it is
+    read as framed, then the connection is closed, whatever Connection says."""
+    head = parser_impl.ResponseParser().parse(head_lines(
+        "HTTP/1.0 200 OK", f"Transfer-Encoding: {coding}", "Connection: keep-alive"))
+    assert head.chunked == (coding == "chunked")
+    assert not head.keep_alive
+    head = parser_impl.ResponseParser().parse(head_lines(
+        "HTTP/1.0 200 OK", "Content-Length: 2", "Connection: keep-alive"))
+    assert head.keep_alive
+
+
 def test_path_is_target_in_origin_form(parser_impl: ModuleType) -> None:
     head = parser_impl.RequestParser().parse(head_lines("GET /a HTTP/1.1", "Host: h"))
     assert head.path == head.target == b"/a"
@@ -1070,7 +1095,8 @@ VALID_RESPONSES = [
                  {"transfer_encoding": b"gzip", "keep_alive": False}, id="close-delimited-te"),
     pytest.param(head_lines("HTTP/1.0 200 OK", "Transfer-Encoding: chunked",
                             "Connection: keep-alive"),
-                 {"version": 10, "chunked": True, "transfer_encoding": b"chunked"},
+                 {"version": 10, "chunked": True, "transfer_encoding": b"chunked",
+                  "keep_alive": False},  # RFC 9112 6.1: faulty framing, close after it
                  id="http10-chunked"),
     pytest.param(head_lines("HTTP/1.1 200 OK"), {}, id="no-framing"),
     pytest.param(head_lines("HTTP/1.1 200 OK", "Content-Length: 3, 3", "Content-Length: 3"),
