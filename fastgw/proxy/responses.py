@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import orjson
 
 REASONS = {
@@ -15,11 +17,13 @@ REASONS = {
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+@functools.lru_cache(maxsize=256)
 def error_response(status: int, message: str, close: bool, head_only: bool = False,
                    http10: bool = False) -> bytes:
     """A complete response whose body is ``{"error": message, "status": status}``.
 
-    ``http10``: the client speaks HTTP/1.0, so staying open must be said explicitly."""
+    ``http10``: the client speaks HTTP/1.0, so staying open must be said explicitly. Kept
+    once made: the same few answers (404 for a scanner, 400s) are made again and again."""
     body = orjson.dumps({"error": message, "status": status})
     if close:
         connection = b"Connection: close\r\n"
