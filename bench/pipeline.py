@@ -67,8 +67,9 @@ def start_gateway(workdir: Path, listen: int, upstream: int, python_path: str | 
     env = dict(os.environ)
     if python_path:
         env["PYTHONPATH"] = python_path
-    proc = subprocess.Popen([sys.executable, "-m", "fastgw", "run", "-c", str(config)], env=env,
-                            stderr=open(workdir / "stderr.log", "wb"))
+    with open(workdir / "stderr.log", "wb") as stderr:  # the child keeps its own copy
+        proc = subprocess.Popen([sys.executable, "-m", "fastgw", "run", "-c", str(config)],
+                                env=env, stderr=stderr)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -164,7 +165,8 @@ def main() -> None:
         print(f"  answered {answered} in {elapsed:.2f} s: {answered / elapsed:,.0f} answers/s")
     print(f"  worker peak RSS {start_kib / 1024:.1f} MiB before, {peak / 1024:.1f} MiB after")
     if waits:
-        print(f"  another client meanwhile: {len(waits)} requests, worst {max(waits) * 1000:.0f} ms")
+        print(f"  another client meanwhile: {len(waits)} requests, "
+              f"worst {max(waits) * 1000:.0f} ms")
 
 
 def _send_all(sock: socket.socket, payload: bytes) -> None:

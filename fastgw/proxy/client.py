@@ -4,14 +4,14 @@
 It owns the connection: reading request heads, collecting small bodies whole (so a bad
 request never reaches an upstream, and the request can be replayed) or streaming large ones,
 pipelining in order, flow control both ways, the connection's deadline, and writing the
-gateway's own answers.
+gateway's own answers. What happens to each request (route, attempts, response, the one
+``finish()``) is its Exchange's business (exchange.py). Protocol callbacks call each other:
+there is no Task or Future per request.
 
 Held input is bounded and consumed by offset: ``buf[pos:]`` is what has not been used yet, a
 request taken from it moves ``pos`` (never a copy of the rest), and reading pauses while more
 than ``request_buffer`` waits behind unanswered requests, or while the client is not reading
-the answers it already has (its write buffer is over the high-water mark). What happens to each request (route, attempts, response, the one
-``finish()``) is its Exchange's business (exchange.py). Protocol callbacks call each other:
-there is no Task or Future per request.
+the answers it already has (its write buffer is over the high-water mark).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         gw = self.gw
         phase = self.phase
         exchange = self.exchange
-        if phase == PROXYING or phase == TUNNEL:  # the upstream's bytes are due again
+        if phase in (PROXYING, TUNNEL):  # the upstream's bytes are due again
             if phase == PROXYING and not exchange.request_sent:
                 self.deadline = gw.now + gw.idle_timeout  # the request body is still coming
             else:

@@ -292,7 +292,7 @@ def test_bytes_after_a_complete_response_are_dropped_and_the_client_keeps_its_co
                     assert resp.body in (b"ok", b""), (kind, resp.body)
                 assert c.is_open_and_quiet(), kind
             assert len(upstream.requests) == 2
-            wait_until(lambda: "closing the connection" in gw.log(), 5, "the warning",
+            wait_until(lambda gw=gw: "closing the connection" in gw.log(), 5, "the warning",
                        details=gw.log_tail)
             gw.stop()
 

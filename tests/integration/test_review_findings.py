@@ -184,7 +184,8 @@ def _gateway_holds_socket_to(gw, client_port: int) -> bool:
 
 def test_client_that_never_reads_a_complete_response_is_cut(make_gateway, backend):
     """client_send is how long a client may go without taking any of the bytes sent to it
-    before it is cut (upstream_read, before that field existed). When the whole response has been handed to the client transport but not flushed,
+    before it is cut (upstream_read, before that field existed). When the whole response has
+    been handed to the client transport but not flushed,
     response_done -> _close() calls transport.close(), which waits for the buffer to drain,
     and sets deadline 0: no timeout applies any more, so a client that never reads keeps the
     connection (and its entry in gw.clients, and the buffered bytes) forever; a SIGTERM then

@@ -19,7 +19,7 @@ class ScriptedUpstream:
         self.close_after = close
         self.requests: list[bytes] = []
         self._server = socket.create_server(("127.0.0.1", 0))
-        self.address = "127.0.0.1:%d" % self._server.getsockname()[1]
+        self.address = f"127.0.0.1:{self._server.getsockname()[1]}"
         self._conns: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
