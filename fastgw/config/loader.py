@@ -1,6 +1,8 @@
 """Read a configuration file into a checked ``Config``, or fail with one ``ConfigError``.
 
-Three steps, each with its own kind of error, all reported as "FILE: WHERE: WHAT":
+Reading comes first: a file that is too large, or that changes while it is read (rewritten in
+place by an editor), is refused before anything parses it (``read_stable``). Then three steps,
+each with its own kind of error, all reported as "FILE: WHERE: WHAT":
   1. parse the text (YAML, TOML or JSON by extension) into plain values: syntax errors, with a
      line and column where the parser gives one;
   2. convert those values into the schema's Structs with msgspec: type errors and unknown
@@ -17,6 +19,8 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
+import time
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -27,9 +31,15 @@ import msgspec
 
 from .routes import STICKY_ON, STICKY_ON_EXAMPLE, route_rewrite_problems, versioning_problems
 from .schema import HASH_ON, HASH_ON_EXAMPLE, Config, Route, Upstream, Versioning, parse_address
-from .units import Duration, Size, parse_duration, parse_size, show
+from .units import Duration, Size, format_size, parse_duration, parse_size, show
 
-__all__ = ["ConfigError", "load_config", "load_config_bytes"]
+__all__ = ["ConfigError", "load_config", "load_config_bytes", "read_config_file", "read_stable"]
+
+MAX_SIZE = 8 * 1024 * 1024  # 40,000 routes take 3 MiB (YAML) to 5 MiB (JSON, indented)
+MAX_SIZE_VARIABLE = "FASTGW_MAX_CONFIG_SIZE"  # replaces MAX_SIZE: "32MiB"
+MAX_KEY_PARTS = 32  # of a TOML dotted key (a.b.c); a configuration needs about 6
+SETTLE = 0.1  # seconds a file must have been left alone before it is trusted to be whole
+STABLE_WAIT = 0.5  # how long to wait for a file that keeps changing before giving up
 
 _DECODERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     ".yaml": ("YAML", msgspec.yaml.decode),
@@ -65,17 +75,111 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def read_config_file(filename: str) -> bytes:
-    """The file's bytes (kept by a reload, to checksum and to diff later); ConfigError if it
-    cannot be read or its extension names no format we know."""
+    """The file's bytes (kept by a reload, to checksum and to diff later); ConfigError if its
+    extension names no format we know, or ``read_stable`` refuses it."""
     _decoder(filename)
+    return read_stable(filename, max_size())
+
+
+def max_size() -> int:
+    """The largest configuration file read: MAX_SIZE, or $FASTGW_MAX_CONFIG_SIZE."""
+    text = os.environ.get(MAX_SIZE_VARIABLE)
+    if not text:
+        return MAX_SIZE
     try:
-        return Path(filename).read_bytes()
+        return parse_size(text)
+    except ValueError as exc:
+        raise ConfigError(MAX_SIZE_VARIABLE, str(exc)) from None
+
+
+def read_stable(filename: str, limit: int = MAX_SIZE) -> bytes:
+    """The file's bytes, taken only while the file holds still; ConfigError otherwise.
+
+    A file rewritten in place (editors, ``cat > file``, tools that don't rename) is truncated
+    and written in pieces. Read in between, it can be a shorter file that still parses (a
+    route table cut before its catch-all route) and a reload would apply it. So a read counts
+    only if the file's identity (device, inode), size and mtime are the same before and after
+    it, by its path too (not replaced meanwhile); and a file modified less than SETTLE ago may
+    still be being written: wait until it was left alone that long, and look again. SETTLE is
+    far longer than the pauses between one program's writes and than the mtime's granularity
+    on Linux (a clock tick, 1-10 ms; where it is a second or two, only the before-and-after
+    check is left), and short enough that reloading a file written just before the signal
+    waits a tenth of a second at most. A writer held up for longer than SETTLE in the middle
+    of its writes cannot be told from one that has finished: renaming is the safe way, and a
+    file written under a temporary name and renamed into place is never seen half written. A
+    file still changing after STABLE_WAIT is refused (a reload keeps the generation it
+    serves). Pipes are read once.
+    """
+    deadline = time.monotonic() + STABLE_WAIT
+    unchanged: tuple[int, ...] | None = None  # the file as seen before the last pause
+    while True:
+        data, before, after = _read_once(filename, limit)
+        if not stat.S_ISREG(before.st_mode):
+            return data
+        pause = SETTLE
+        if after is not None:  # nothing moved while it was read
+            age = time.time() - after.st_mtime_ns / 1e9
+            # old enough; or the same across a pause (its mtime is ahead of our clock)
+            if age >= SETTLE or _fingerprint(after) == unchanged:
+                return data
+            unchanged = _fingerprint(after)
+            pause = min(SETTLE - age, SETTLE)
+        if time.monotonic() + pause > deadline:
+            raise ConfigError(
+                filename, f"the file kept changing while it was read (for {STABLE_WAIT:g}s); "
+                "write the new version to a temporary file in the same directory and rename "
+                "it over this one")
+        time.sleep(pause)
+
+
+def _read_once(filename: str, limit: int) -> tuple[bytes, os.stat_result, os.stat_result | None]:
+    """(the bytes, the file's stat before reading, its stat after: None if it changed)."""
+    try:
+        with open(filename, "rb") as file:
+            before = os.fstat(file.fileno())
+            if before.st_size > limit:
+                raise ConfigError(filename, _too_large(before.st_size, limit))
+            data = file.read(limit + 1)
+            after = os.fstat(file.fileno())
+        by_path = os.stat(filename)
     except OSError as exc:
         raise ConfigError(filename, f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ConfigError(filename, _too_large(len(data), limit))
+    still = (_fingerprint(before) == _fingerprint(after) == _fingerprint(by_path)
+             and len(data) == after.st_size)
+    return data, before, after if still else None
+
+
+def _fingerprint(info: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written to, or replaced by another."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (f"the file has {size} bytes, more than the {format_size(limit)} a configuration "
+            f"may have; to allow larger files, set {MAX_SIZE_VARIABLE} "
+            f'(e.g. {MAX_SIZE_VARIABLE}={format_size(limit * 2)})')
 
 
 def load_config_bytes(data: bytes, filename: str) -> Config:
-    """Load and check a configuration held in memory; ``filename``'s suffix picks the format."""
+    """Load and check a configuration held in memory; ``filename``'s suffix picks the format.
+
+    Whatever the bytes, the outcome is a Config or a ConfigError: a decoder that runs out of
+    stack or memory on a hostile file is reported in one line like any other error."""
+    try:
+        return _load(data, filename)
+    except RecursionError:
+        raise ConfigError(filename, _too_deep("too deeply to decode")) from None
+    except MemoryError:
+        raise ConfigError(filename, f"not enough memory to load its {len(data)} bytes") from None
+
+
+def _too_deep(how: str) -> str:
+    return f"lists and mappings are nested {how}; a configuration needs about 6 levels"
+
+
+def _load(data: bytes, filename: str) -> Config:
     raw = _parse(data, filename)
     try:
         config = msgspec.convert(raw, Config, dec_hook=_dec_hook)
@@ -111,6 +215,8 @@ def _parse(data: bytes, filename: str) -> Any:
         raise ConfigError(
             filename, "the file is empty; expected at least listen, upstreams, routes"
         )
+    if problem := _dotted_key_problem(text, language):
+        raise ConfigError(filename, problem)
     try:
         raw = decode(text)
     except msgspec.DecodeError as exc:
@@ -119,6 +225,28 @@ def _parse(data: bytes, filename: str) -> Any:
     if raw is None:
         raise ConfigError(filename, "the file has no values; expected listen, upstreams, routes")
     return raw
+
+
+# The ".b.c" of a dotted key "a.b.c"; a part is a bare word or a quoted string. It starts at
+# a dot (a pattern that could start in a run of blanks would try each of them) and never
+# backtracks, so one pass over the text finds every key.
+_PART = r"""(?:[\w-]++|"(?:[^"\\\n]++|\\.)*+"|'[^'\n]*+')"""
+_DOTTED_KEY_TAIL = re.compile(rf"\.[ \t]*+{_PART}(?:[ \t]*+\.[ \t]*+{_PART})*+")
+
+
+def _dotted_key_problem(text: str, language: str) -> str | None:
+    """A TOML dotted key of more than MAX_KEY_PARTS parts, refused before decoding: tomllib takes
+    time quadratic in a key's length (a key of 100,000 parts: minutes, in a 200 KB file).
+    Nesting by brackets needs no scan: every decoder stops at a depth limit of its own
+    (msgspec's JSON decoder and tomllib at Python's recursion limit, libyaml at 1,000
+    levels) with an exception that load_config_bytes turns into a one-line error. The scan
+    reads the raw text, so a string holding a dotted name of that many parts counts too."""
+    if language != "TOML":
+        return None
+    dots = max((tail[0].count(".") for tail in _DOTTED_KEY_TAIL.finditer(text)), default=0)
+    if dots + 1 > MAX_KEY_PARTS:
+        return f"a dotted key has more than {MAX_KEY_PARTS} parts; a configuration needs about 6"
+    return None
 
 
 _YAML_MARK = re.compile(r'\s+in "<[^>]*>", line (\d+), column (\d+)')
