@@ -160,6 +160,11 @@ class Master:
                 for slot in self._processes():
                     self._kill(slot, signal.SIGQUIT)
         elif signum == signal.SIGHUP:
+            # SIGHUPs already queued behind this one are answered by this reload (it begins
+            # after they came): a burst of them costs one reload, not one each, which matters
+            # when each may wait for a file still being written (read_stable)
+            while signal.SIGHUP in self.signals:
+                self.signals.remove(signal.SIGHUP)
             self.reloading = True
             try:
                 self.reload()

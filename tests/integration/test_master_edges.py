@@ -235,3 +235,31 @@ def test_a_listener_respelled_on_the_same_port(start, backends):
     assert result.returncode == 0, result.stderr
     assert f"listen added: 0.0.0.0:{gw.port}" in result.stdout
     fresh_requests(gw.port, 10)
+
+
+def test_sighups_that_queue_up_during_a_reload_cost_one_more_reload(start, backends):
+    """Each could otherwise cost a reload of its own, one after the other, and a reload may
+    wait up to half a second for a file being written (issue 10, item 3): all of them came
+    before the next reload begins, so that one reload answers them all."""
+    backend = backends[0]
+    config = config_for(backend, workers=2)
+    gw = start(config)
+    stuck = gw.worker_pids()[0]
+    os.kill(stuck, signal.SIGSTOP)  # generation 2 can't be confirmed until SIGCONT
+    try:
+        config["timeouts"]["client_idle"] = "70s"
+        gw.write_config(config)
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "-> generation 2" in gw.log(), 10, "reload 2 to start")
+        for queued in range(1, 6):
+            gw.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda n=queued: gw.log().count("SIGHUP during a reload") == n, 10,
+                       f"SIGHUP {queued} to be queued", details=gw.log_tail)
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    wait_until(lambda: gw.status()["attempts"] == 2, 10, "the reload after reload 2",
+               details=gw.log_tail)
+    assert gw.reload().returncode == 0  # and nothing else was left queued before this one
+    assert gw.status()["attempts"] == 3
+    assert [line.split("reloaded to ")[1].split()[1] for line in generation_log(gw)] == \
+        ["2", "3", "4"]
