@@ -416,21 +416,50 @@ def shadowed(specs: list[RouteSpec]) -> list[tuple[int, int]]:
     by the earlier one, judged condition by condition. A route that could still match is
     never reported; some unreachable routes (e.g. covered by several earlier ones together)
     are not found.
+
+    A route is compared only with the earlier routes that could cover it, so a table of
+    distinct hosts, paths or prefixes takes time linear in its length: each route is filed
+    under one of the conditions that every route it covers must also have (``_Facts.needs``:
+    its exact host or wildcard domain, path, prefix or regex's literal start, version, an exact
+    header or query value; the one whose file is the shortest so far), or with the routes that
+    need none of these;
+    a later route reads those and the files of its own conditions (``_Facts.offers``). Only
+    routes told apart by nothing but methods, header presence or regexes without a literal
+    start are all compared with each other.
     """
-    facts = [_Facts(spec) for spec in specs]
+    files: dict[tuple, list[tuple[int, _Facts]]] = {}
+    unfiled: list[tuple[int, _Facts]] = []  # routes that need none of the filed conditions
+    prefix_lengths: set[int] = set()
     found = []
-    for j, later in enumerate(facts):
-        for earlier in facts[:j]:
-            if earlier.covers(later):
-                found.append((later.spec.index, earlier.spec.index))
-                break
+    for position, spec in enumerate(specs):
+        later = _Facts(spec)
+        groups = [unfiled, *(files.get(key, ()) for key in later.offers(prefix_lengths))]
+        first: tuple[int, _Facts] | None = None
+        for group in groups:  # each in table order: its first cover is its earliest
+            for candidate in group:
+                if first is not None and candidate[0] > first[0]:
+                    break
+                if candidate[1].covers(later):
+                    first = candidate
+                    break
+        if first is not None:
+            found.append((spec.index, first[1].spec.index))
+        needs = later.needs()
+        if not needs:
+            unfiled.append((position, later))
+            continue
+        key = min(needs, key=lambda key: len(files.get(key, ())))
+        files.setdefault(key, []).append((position, later))
+        if key[0] == "prefix":
+            prefix_lengths.add(len(key[1]))
     return found
 
 
 class _Facts:
     """A route's conditions in a form easy to compare with another route's."""
 
-    __slots__ = ("spec", "host", "path", "prefix", "regex", "methods", "headers", "query")
+    __slots__ = ("spec", "host", "path", "prefix", "regex", "literal", "methods", "headers",
+                 "query")
 
     def __init__(self, spec: RouteSpec) -> None:
         self.spec = spec
@@ -438,6 +467,9 @@ class _Facts:
         self.path = spec.path.encode() if spec.path is not None else None
         self.prefix = _prefix_of(spec)
         self.regex = _regex(spec, "path_regex", spec.path_regex) \
+            if spec.path_regex is not None else None
+        # what every path the regex matches starts with (None: nothing known)
+        self.literal = _regex_literal_prefix(spec.path_regex).encode() or None \
             if spec.path_regex is not None else None
         self.methods = frozenset(spec.methods) if spec.methods is not None else None
         self.headers = {}
@@ -458,6 +490,48 @@ class _Facts:
                         for name, hs in self.headers.items() for h in hs)
                 and all(any(_query_implies(o, q) for o in other.query.get(name, ()))
                         for name, qs in self.query.items() for q in qs))
+
+    def needs(self) -> list[tuple]:
+        """Keys of conditions that every route this one covers has as well (see ``covers``):
+        its host (exact, or the wildcard's domain), path, prefix, its regex's literal start
+        (the covered route's path starts with it, or its regex is the same), version, exact
+        header and query values."""
+        keys: list[tuple] = []
+        if self.host is not None:
+            keys.append(("host", *self.host))
+        if self.path is not None:
+            keys.append(("path", self.path))
+        for start in (self.prefix, self.literal):
+            if start is not None:
+                keys.append(("prefix", start))
+        return keys + self._values()
+
+    def offers(self, prefix_lengths: set[int]) -> list[tuple]:
+        """The keys under which a route that covers this one can be filed."""
+        keys: list[tuple] = []
+        if self.host is not None:
+            kind, host = self.host
+            keys.append(("host", kind, host))
+            dot = host.find(b".", 1 if kind == "wild" else 0)
+            while dot >= 0:  # the domains a wildcard may name: ".b.c" and ".c" of "a.b.c"
+                keys.append(("host", "wild", host[dot:]))
+                dot = host.find(b".", dot + 1)
+        if self.path is not None:
+            keys.append(("path", self.path))
+        for known in (self.path if self.path is not None else self.prefix, self.literal):
+            if known is not None:
+                keys += [("prefix", known[:n]) for n in prefix_lengths if n <= len(known)]
+        return list(dict.fromkeys(keys + self._values()))
+
+    def _values(self) -> list[tuple]:
+        keys: list[tuple] = []
+        if self.spec.version is not None:
+            keys.append(("version", self.spec.version))
+        keys += [("header", name, h.value) for name, hs in self.headers.items()
+                 for h in hs if h.value is not None]
+        keys += [("query", name, q.value) for name, qs in self.query.items()
+                 for q in qs if q.value is not None]
+        return keys
 
     def _path_covers(self, other: _Facts) -> bool:
         if self.path is not None:

@@ -63,11 +63,14 @@ def _action(route) -> str:
     return f"split ({sides}{sticky})"
 
 
+_MATCH_FIELDS = [field.name for field in msgspec.structs.fields(Match)]  # once: it is slow
+
+
 def _match(match: Match) -> str:
     parts = [
-        f"{field.name} {getattr(match, field.name)}"
-        for field in msgspec.structs.fields(match)
-        if getattr(match, field.name) is not None
+        f"{name} {getattr(match, name)}"
+        for name in _MATCH_FIELDS
+        if getattr(match, name) is not None
     ]
     return ", ".join(parts) or "everything"
 

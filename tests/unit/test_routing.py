@@ -6,12 +6,14 @@ Requests are real bytes parsed by the real parser (compiled and pure, via ``pars
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastgw import cli, routing
 from fastgw.routing import HeaderCondition as H
 from fastgw.routing import QueryCondition as Q
 from fastgw.routing import RouteError, RouteSpec, Router, shadowed
@@ -576,3 +578,78 @@ def test_1000_routes_are_not_scanned(parser_impl):
 
 def test_shadowed_on_1000_routes_is_quick_and_empty():
     assert shadowed(big_table()) == []
+
+
+# -- shadowing large tables: each route meets only the routes that could cover it ----------------
+
+
+def pairwise_shadowed(table: list[RouteSpec]) -> list[tuple[int, int]]:
+    """``shadowed`` by its definition: each route against every earlier one, in order."""
+    facts = [routing._Facts(spec) for spec in table]
+    found = []
+    for j, later in enumerate(facts):
+        earlier = next((e for e in facts[:j] if e.covers(later)), None)
+        if earlier is not None:
+            found.append((later.spec.index, earlier.spec.index))
+    return found
+
+
+@settings(max_examples=500, deadline=None)
+@given(table=st.lists(route_conditions(), min_size=2, max_size=16))
+def test_shadowed_finds_what_comparing_every_pair_finds(table):
+    table_specs = specs(*table)
+    assert shadowed(table_specs) == pairwise_shadowed(table_specs)
+
+
+def test_shadowed_finds_the_same_pairs_in_a_large_mixed_table():
+    table = big_table(600)
+    table += [RouteSpec(600, "again", host="svc0.example.com", path="/svc0/x"),
+              RouteSpec(601, "all"), RouteSpec(602, "after-all", path="/z"),
+              RouteSpec(603, "regex-again", path="/items8/42")]
+    assert shadowed(table) == pairwise_shadowed(table) == [(600, 0), (602, 601), (603, 8)]
+
+
+@pytest.fixture
+def comparisons(monkeypatch):
+    """How many times one route's conditions are compared with another's."""
+    count = [0]
+    covers = routing._Facts.covers
+
+    def counted(self, other):
+        count[0] += 1
+        return covers(self, other)
+
+    monkeypatch.setattr(routing._Facts, "covers", counted)
+    return count
+
+
+def test_shadowed_compares_each_route_of_a_large_table_with_few_others(comparisons):
+    """Comparing every pair of these 2,000 routes would take 2,000,000 comparisons."""
+    table = big_table(2000)
+    assert shadowed(table) == []
+    assert comparisons[0] <= 2 * len(table)
+
+
+def test_check_of_a_large_table_is_not_quadratic(tmp_path, comparisons, capsys):
+    """``fastgw check`` (issue 10, item 5: 10,000 routes took 7.7 s, 40,000 over a minute):
+    2,000 routes, a few of them shadowed; counted, not timed."""
+    n = 2000
+    routes = [{"name": f"r{i}", "match": {"path_prefix": f"/svc{i}/"}, "upstream": "app"}
+              for i in range(n)]
+    routes += [{"name": "again", "match": {"path": "/svc7/x"}, "upstream": "app"},
+               {"name": "all", "match": {"path_prefix": "/"}, "upstream": "app"},
+               {"name": "never", "match": {"host": "a.example.com", "path": "/b"},
+                "upstream": "app"}]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps({"listen": "127.0.0.1:8080", "routes": routes, "upstreams": {
+        "app": {"targets": [{"address": "127.0.0.1:9001"}]}}}))
+    assert cli.main(["check", "-c", str(path)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("warning: ")]
+    assert warnings == [
+        f"warning: $.routes[{n}] (again) can never match: $.routes[7] (r7) takes every "
+        "request it would",
+        f"warning: $.routes[{n + 2}] (never) can never match: $.routes[{n + 1}] (all) takes "
+        "every request it would",
+    ]
+    assert comparisons[0] <= 2 * len(routes)
