@@ -100,8 +100,8 @@ def _replay(harness: Harness, seed: int, number: int) -> int:
               f"{' soft ' + str(msg.soft) if msg.soft else ''}")
     seen = harness.last_seen
     if seen is not None:
-        finals, interim, broken = frame_responses(stream, seen)
-        print(f"client: {seen.ending} after {seen.seconds:.2f}s, {interim} interim and "
+        finals, interim, broken, _tunnel = frame_responses(stream, seen)
+        print(f"client: {seen.ending} after {seen.seconds:.2f}s, {len(interim)} interim and "
               f"{len(finals)} final responses {[m.status for m in finals]}"
               f"{', unframed: ' + broken if broken else ''}\n  received {seen.received!r}")
     for item in harness.last_forwarded:

@@ -7,6 +7,9 @@ and the request's index in it (``X-Fuzz-Case: N.K``), so the client side can tel
 response it got belongs to the request it sent. Bytes the reference refuses are recorded with
 the refusal, and the connection is closed: nothing after a framing error can be trusted.
 
+A forwarded WebSocket upgrade is answered 101, and the connection then sends back every byte
+it receives (the tunnel).
+
 Requests are attributed to cases by the client address fastgw appends to X-Forwarded-For: each
 case connects from its own loopback address (``case_address``). The server runs its own event
 loop in a thread, so it keeps serving while the test's client side waits.
@@ -85,6 +88,22 @@ RESPONSES = (
 )
 
 
+ANSWER_TRAILERS = [(b"X-Done", b"1")]  # those of the third way of framing the answer
+# the answer to a WebSocket upgrade: then the connection echoes what it receives
+SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nX-Fuzz-Case: %d.%d\r\nConnection: Upgrade\r\n"
+             b"Upgrade: websocket\r\n\r\n")
+
+
+def upgrades(msg: Message) -> bool:
+    """The backend switches to a tunnel for a forwarded WebSocket upgrade."""
+    return b"websocket" in msg.elements(b"upgrade") and b"upgrade" in msg.elements(b"connection")
+
+
+def answer_kind(case: int, index: int) -> int:
+    """Which of RESPONSES answers request ``index`` of ``case``."""
+    return (case + index) % len(RESPONSES)
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, backend: RecordingBackend, conn_id: int) -> None:
         self.backend = backend
@@ -93,6 +112,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.finished = False  # nothing more is read (refused, or closed after an answer)
         self.pending: int | None = None  # the case of a request in progress here
+        self.tunnel = False  # after a 101: every byte is sent back as it is
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -101,8 +121,14 @@ class _Connection(asyncio.Protocol):
         if self.finished:
             return
         self.backend.bytes_received += len(data)
+        if self.tunnel:
+            self.transport.write(data)
+            return
         self.buf += data
         self.backend.frame(self)
+
+    def eof_received(self) -> bool:
+        return False  # close (a tunnel's echo is written already)
 
     def connection_lost(self, exc) -> None:
         self.backend.closed(self)
@@ -230,7 +256,12 @@ class RecordingBackend:
             self.requests += 1
             self._set_pending(conn, None)
             number = -1 if case is None else case
-            head, body = RESPONSES[(number + index) % len(RESPONSES)]
+            if upgrades(msg):
+                conn.transport.write(SWITCHING % (number, index) + buf[msg.end:])
+                conn.tunnel = True
+                conn.buf = b""
+                return
+            head, body = RESPONSES[answer_kind(number, index)]
             head %= (number, index)
             conn.transport.write(head if msg.method == b"HEAD" else head + body)
             pos = msg.end

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
+import struct
 import sys
 import time
 from collections import Counter, OrderedDict
@@ -30,6 +32,7 @@ from .mutate import Case, make_case
 from .oracle import Context, Finding, Seen, check_case
 from .strict import Rules, frame_response
 
+XFF_UNKNOWN = re.compile(rb"\r\nX-Forwarded-For: (?:[^\r\n]*, )?unknown\r\n")
 TIMEOUTS = {"client_header": "1s", "client_idle": "1s", "upstream_connect": "2s",
             "upstream_read": "2s"}
 LIMITS = {"max_request_line": 1024, "max_header_bytes": 4096, "max_headers": 32,
@@ -190,6 +193,12 @@ class Harness:
                 findings += [f for f in again if (f.kind, f.detail) not in known]
                 continue
             placeholder = Case(seed, -1, b"", [], True, ["(no case: see the detail)"])
+            if item.case is None and XFF_UNKNOWN.search(item.raw):
+                findings.append(Finding("xff-unknown", "a request reached the backend with "
+                                        "the client address 'unknown' in X-Forwarded-For (its "
+                                        f"client had gone already?): {item.describe()}",
+                                        placeholder))
+                continue
             findings.append(Finding("forwarded-stray", f"case {item.case}: {item.describe()}",
                                     placeholder))
         return findings
@@ -248,6 +257,11 @@ async def send_case(case: Case, host: str, port: int, deadline: float = DEADLINE
         except (OSError, TimeoutError) as exc:
             return Seen(f"{exc!r}".encode(), "refused", time.monotonic() - started)
         sent_all = await _send(case, sock, loop)
+        if case.abandon is not None:
+            await asyncio.sleep(case.abandon)
+            if case.reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return Seen(b"", "abandoned", time.monotonic() - started, sent_all)
         ending = "eof"
         while True:
             left = end - time.monotonic()

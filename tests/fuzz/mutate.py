@@ -76,6 +76,10 @@ class Case:
     cuts: list[int]  # send data in pieces split at these offsets (sorted)
     half_close: bool  # shutdown(SHUT_WR) after sending
     mutations: list[str] = field(default_factory=list)
+    # the client goes away this many seconds after sending, without reading (None: it reads
+    # until the gateway closes); ``reset``: with an RST rather than a FIN
+    abandon: float | None = None
+    reset: bool = False
 
     @property
     def pieces(self) -> list[bytes]:
@@ -83,8 +87,10 @@ class Case:
         return [self.data[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
     def describe(self) -> str:
+        gone = "" if self.abandon is None else (
+            f" abandon_after={self.abandon:.3f}s{' with RST' if self.reset else ''}")
         return (f"seed={self.seed} case={self.number} mutations={self.mutations} "
-                f"cuts={self.cuts} half_close={self.half_close}\n  bytes={self.data!r}")
+                f"cuts={self.cuts} half_close={self.half_close}{gone}\n  bytes={self.data!r}")
 
 
 def position(rng: random.Random, data: bytes) -> int:
@@ -216,8 +222,12 @@ def make_case(seed: int, number: int, rules: Rules) -> Case:
     data = seed_stream(rng, rules)
     count = rng.choices([0, 1, 2, 3, 5], [10, 45, 25, 12, 8])[0]
     data, names = mutate(rng, data, rules, count)
-    return Case(seed, number, data, cuts(rng, data), half_close=rng.random() < 0.9,
+    case = Case(seed, number, data, cuts(rng, data), half_close=rng.random() < 0.9,
                 mutations=names)
+    if rng.random() < 0.05:  # a client that leaves early: the gateway must clean up quietly
+        case.abandon = rng.choice([0.0, 0.001, 0.005, 0.02])
+        case.reset = rng.random() < 0.5
+    return case
 
 
 def cuts(rng: random.Random, data: bytes) -> list[int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .backend import Forwarded
+from .backend import ANSWER_TRAILERS, Forwarded, answer_kind
 from .mutate import Case
 from .strict import Message, Rules, Stream, Violation, frame_response, frame_stream
 
@@ -40,7 +40,8 @@ class Seen:
     """What the client side observed on its connection."""
 
     received: bytes
-    ending: str  # "eof", "reset", "timeout" (the deadline passed), "refused" (no connection)
+    ending: str  # "eof", "reset", "timeout" (the deadline passed), "refused" (no connection),
+    #              "abandoned" (the client left without reading: nothing to judge on its side)
     seconds: float
     sent_all: bool = True  # False: the gateway closed before the client could send everything
 
@@ -66,7 +67,7 @@ def check_case(case: Case, seen: Seen, forwarded: list[Forwarded], ctx: Context,
                stream: Stream | None = None) -> list[Finding]:
     stream = stream or frame_stream(case.data, ctx.rules)
     problems = (check_forwarded(stream, forwarded, ctx)
-                + check_responses(stream, seen, forwarded, case.number))
+                + check_responses(stream, seen, forwarded, case))
     return [Finding(kind, detail, case) for kind, detail in problems]
 
 
@@ -87,6 +88,11 @@ def check_forwarded(stream: Stream, forwarded: list[Forwarded], ctx: Context) ->
             else:
                 problems += [("forwarded-mismatch", f"request {i}: {p}; {item.describe()}")
                              for p in compare(valid[i], item.message, ctx)]
+            if item.complete:
+                kind = "upgrade-http10" if valid[i].version == b"HTTP/1.0" else (
+                    "forwarded-upgrade")
+                problems += [(kind, f"request {i}: {p}; {item.describe()}")
+                             for p in compare_upgrade(valid[i], item.message)]
             if valid[i].soft:
                 problems.append(("lenient-host", f"request {i} must be refused "
                                  f"({'; '.join(valid[i].soft)}) but reached upstream: "
@@ -153,6 +159,23 @@ def compare_head(sent: Message, got: Message, ctx: Context) -> list[str]:
     return problems
 
 
+def compare_upgrade(sent: Message, got: Message) -> list[str]:
+    """Upgrade is forwarded only when Connection lists it (RFC 9110 7.6.1), never for an
+    HTTP/1.0 request (7.8: a server must ignore it), as every protocol of every field."""
+    protocols = sent.elements(b"upgrade")
+    wanted = (sent.version == b"HTTP/1.1" and b"upgrade" in sent.elements(b"connection")
+              and protocols)
+    forwarded = got.elements(b"upgrade")
+    asked = b"upgrade" in got.elements(b"connection")
+    if wanted and (forwarded != protocols or not asked):
+        return [f"Upgrade forwarded as {got.values(b'upgrade')!r} (Connection "
+                f"{got.values(b'connection')!r}), the client asked for {protocols!r}"]
+    if not wanted and (forwarded or asked):
+        return [f"Upgrade {got.values(b'upgrade')!r} forwarded for a {sent.version.decode()} "
+                f"request with Connection {sent.values(b'connection')!r}"]
+    return []
+
+
 def compare(sent: Message, got: Message, ctx: Context) -> list[str]:
     """How a complete forwarded request differs from the client's."""
     problems = compare_head(sent, got, ctx)
@@ -167,12 +190,14 @@ def compare(sent: Message, got: Message, ctx: Context) -> list[str]:
 # -- client side ---------------------------------------------------------------------------
 
 
-def frame_responses(stream: Stream, seen: Seen) -> tuple[list[Message], int, str | None]:
-    """The final responses in what the client received, the count of interim ones, and the
-    reason the bytes stopped framing (None when they all framed)."""
+def frame_responses(stream: Stream, seen: Seen) -> tuple[list[Message], list, str | None,
+                                                        bytes | None]:
+    """The final responses in what the client received, the interim ones (with the index of
+    the request each precedes), the reason the bytes stopped framing (None when they all
+    framed), and after a 101 (the last "final" response), the tunnel's bytes."""
     methods = [m.method for m in stream.messages] + [stream.next_method]
     finals: list[Message] = []
-    interim = 0
+    interim: list[tuple[int, Message]] = []
     pos = 0
     data = seen.received
     while pos < len(data):
@@ -184,33 +209,40 @@ def frame_responses(stream: Stream, seen: Seen) -> tuple[list[Message], int, str
                 # a refusal may come before the gateway knew the method: with a body
                 msg = frame_response(data, pos, None, eof=True)
         except Violation as exc:
-            return finals, interim, exc.reason
+            return finals, interim, exc.reason, None
         if msg is None:
             break
         pos = msg.end
+        if msg.status == 101:
+            finals.append(msg)
+            return finals, interim, None, data[pos:]
         if msg.status < 200:
-            interim += 1
+            interim.append((len(finals), msg))
         else:
             finals.append(msg)
-    return finals, interim, None
+    return finals, interim, None, None
 
 
-def check_responses(stream: Stream, seen: Seen, forwarded: list[Forwarded],
-                    number: int) -> list[tuple]:
+def check_responses(stream: Stream, seen: Seen, forwarded: list[Forwarded], case: Case,
+                    ) -> list[tuple]:
     problems = []
+    number = case.number
+    if seen.ending == "abandoned":
+        return problems
     if seen.ending == "timeout":
         problems.append(("hang", f"the connection neither closed nor was answered in "
                          f"{seen.seconds:.1f}s; received {seen.received[:500]!r}"))
-    finals, _interim, broken = frame_responses(stream, seen)
+    finals, interim, broken, tunnel = frame_responses(stream, seen)
     if broken is not None and seen.ending != "reset":
         problems.append(("response-malformed", f"{broken}; received {seen.received[:1000]!r}"))
+    problems += [p for p in (_check_interim(msg, i, stream, seen) for i, msg in interim) if p]
     answered = 0
     for i, msg in enumerate(finals):
         if i and b"close" in finals[i - 1].elements(b"connection"):
             problems.append(("response-after-close", f"response {i} follows one that closed "
                              f"the connection; received {seen.received[:1000]!r}"))
-        if msg.status == 200:
-            problems += _check_answer(msg, i, stream, number, answered)
+        if msg.status in (200, 101):
+            problems += _check_answer(msg, i, stream, number, answered, i < len(finals) - 1)
             answered += 1
         elif msg.status in REFUSALS:
             if i != len(finals) - 1 or b"close" not in msg.elements(b"connection"):
@@ -226,6 +258,9 @@ def check_responses(stream: Stream, seen: Seen, forwarded: list[Forwarded],
                          f"backend answered {backend_answered} requests; received "
                          f"{seen.received[:1000]!r}"))
     valid = len(stream.messages)
+    if tunnel is not None:
+        problems += _check_tunnel(tunnel, len(finals) - 1, stream, seen, case)
+        valid = min(valid, len(finals))  # what followed the upgrade request was tunnel data
     if len(finals) > valid + 1:
         problems.append(("response-extra", f"{len(finals)} responses to {valid} valid requests "
                          f"and what followed them"))
@@ -237,17 +272,62 @@ def check_responses(stream: Stream, seen: Seen, forwarded: list[Forwarded],
     return problems
 
 
-def _check_answer(msg: Message, i: int, stream: Stream, number: int, answered: int) -> list:
-    """A backend answer: the one to this case's next forwarded request, its body intact."""
+def _check_interim(msg: Message, i: int, stream: Stream, seen: Seen) -> tuple | None:
+    """Only 100 Continue, only to an HTTP/1.1 request that asked for it (RFC 9110 10.1.1; no
+    1xx to an HTTP/1.0 client, 15.2)."""
+    head = stream.messages[i] if i < len(stream.messages) else (
+        stream.partial or (stream.violation.head if stream.violation else None))
+    if msg.status == 100 and (head is None or (head.version == b"HTTP/1.1" and b"100-continue"
+                                               in head.elements(b"expect"))):
+        return None
+    return ("response-status", f"interim {msg.status} before final response {i}, to a request "
+            f"that did not ask for it; received {seen.received[:1000]!r}")
+
+
+def _check_answer(msg: Message, i: int, stream: Stream, number: int, answered: int,
+                  more: bool) -> list:
+    """A backend answer: the one to this case's next forwarded request, its body (and
+    trailers) intact, framed for the client's version; ``more``: other responses follow."""
     problems = []
     tag = msg.values(b"x-fuzz-case")
     if tag != [b"%d.%d" % (number, answered)]:
         problems.append(("response-mismatch", f"response {i} is the backend's answer {tag!r}, "
                          f"expected {number}.{answered}"))
-    head = i < len(stream.messages) and stream.messages[i].method == b"HEAD"
+    request = stream.messages[i] if i < len(stream.messages) else None
+    head = request is not None and request.method == b"HEAD" or msg.status == 101
     if msg.body != (b"" if head else b"ok"):
         problems.append(("response-mismatch", f"response {i} has the body {msg.body[:100]!r}"))
+    if request is None:
+        return problems
+    if request.version == b"HTTP/1.0":
+        if msg.values(b"transfer-encoding"):
+            problems.append(("response-framing", f"response {i} to an HTTP/1.0 request has "
+                             f"Transfer-Encoding: {msg.values(b'transfer-encoding')!r}"))
+        if more and b"keep-alive" not in msg.elements(b"connection"):
+            problems.append(("response-framing", f"response {i} to an HTTP/1.0 request keeps "
+                             f"the connection without saying keep-alive"))
+    elif (not head and answer_kind(number, answered) == 2
+          and msg.trailers != ANSWER_TRAILERS):
+        problems.append(("response-mismatch", f"response {i} has the trailers "
+                         f"{msg.trailers!r}, the backend sent {ANSWER_TRAILERS!r}"))
     return problems
+
+
+def _check_tunnel(tunnel: bytes, i: int, stream: Stream, seen: Seen, case: Case) -> list:
+    """After the 101 to request ``i``, the backend echoed every byte: the client must get back
+    exactly what it sent after that request."""
+    if i >= len(stream.messages):
+        return [("response-extra", f"101 to request {i}, which is not a valid request")]
+    expected = case.data[stream.messages[i].end:]
+    if seen.ending == "eof" and seen.sent_all and tunnel != expected:
+        return [("tunnel-mismatch", f"after the 101, the tunnel gave back {tunnel[:300]!r} "
+                 f"({len(tunnel)} bytes), the client sent {expected[:300]!r} "
+                 f"({len(expected)} bytes)")]
+    if case.half_close and seen.sent_all and seen.ending != "eof":
+        # the client's FIN must reach the upstream (which then closes): a clean end
+        return [("tunnel-half-close", f"the client half-closed after its upgrade request; the "
+                 f"tunnel ended by {seen.ending} after {seen.seconds:.2f}s, not by a close")]
+    return []
 
 
 def _ends_connection(finals: list[Message]) -> bool:

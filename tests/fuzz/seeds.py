@@ -166,11 +166,15 @@ def expect_continue(rng: random.Random, rules: Rules) -> bytes:
 
 
 def upgrade(rng: random.Random, rules: Rules) -> bytes:
+    """An Upgrade request; the backend switches to an echo tunnel for "websocket". Sometimes
+    from an HTTP/1.0 client, whose Upgrade a server must ignore (RFC 9110 7.8)."""
     lines = fields(rng, rng.choice(HOSTS)) + [
         rng.choice([b"Connection: Upgrade", b"Connection: keep-alive, upgrade"]),
-        rng.choice([b"Upgrade: websocket", b"Upgrade: h2c, websocket/13", b"Upgrade: ,foo"]),
+        rng.choice([b"Upgrade: websocket", b"Upgrade: websocket", b"Upgrade: h2c, websocket/13",
+                    b"Upgrade: ,foo"]),
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Version: 13"]
-    return head(b"GET", path(rng), lines)
+    version = b"HTTP/1.0" if rng.random() < 0.15 else b"HTTP/1.1"
+    return head(b"GET", path(rng), lines, version)
 
 
 def absolute_form(rng: random.Random, rules: Rules) -> bytes:

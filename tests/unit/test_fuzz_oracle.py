@@ -192,3 +192,57 @@ def test_oracle_catches_forwarding_after_an_invalid_request():
 ])
 def test_oracle_catches_a_planted_client_side_difference(received, ending, kind):
     assert kind in judge(POST, POST_FORWARDED, received, ending)
+
+
+UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+           b"tunnel bytes")
+UPGRADE_FORWARDED = (b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n"
+                     b"Upgrade: websocket\r\n" + xff_tail(b"h"))
+SWITCHED = (b"HTTP/1.1 101 Switching Protocols\r\nX-Fuzz-Case: 5.0\r\nConnection: upgrade\r\n"
+            b"Upgrade: websocket\r\n\r\n")
+
+
+def test_oracle_follows_an_upgrade_into_the_tunnel():
+    assert judge(UPGRADE, UPGRADE_FORWARDED, SWITCHED + b"tunnel bytes") == set()
+    assert "tunnel-mismatch" in judge(UPGRADE, UPGRADE_FORWARDED, SWITCHED + b"tunnel byte")
+    assert "tunnel-half-close" in judge(UPGRADE, UPGRADE_FORWARDED, SWITCHED + b"tunnel bytes",
+                                        "reset")
+    dropped = UPGRADE_FORWARDED.replace(b"Connection: upgrade\r\nUpgrade: websocket\r\n", b"")
+    assert "forwarded-upgrade" in judge(UPGRADE, dropped, answer(0))
+    http10 = UPGRADE.replace(b"HTTP/1.1", b"HTTP/1.0")  # RFC 9110 7.8: must be ignored
+    assert "upgrade-http10" in judge(http10, UPGRADE_FORWARDED, SWITCHED + b"tunnel bytes")
+
+
+def test_oracle_checks_framing_for_the_client_version():
+    sent = b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n"
+    upstream = b"".join(b"GET /%s HTTP/1.1\r\nHost: %s\r\n" % (p, UPSTREAM) + xff_tail(UPSTREAM)
+                        for p in (b"a", b"b"))
+    kept = answer(0).replace(b"Content-Length: 2\r\n", b"Content-Length: 2\r\n"
+                             b"Connection: keep-alive\r\n")
+    last = answer(1, close=True)
+    assert judge(sent, upstream, kept + last) == set()
+    assert "response-framing" in judge(sent, upstream, answer(0) + last)  # keep-alive unsaid
+    chunked = (b"HTTP/1.1 200 OK\r\nX-Fuzz-Case: 5.0\r\nConnection: keep-alive\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+    assert "response-framing" in judge(sent, upstream, chunked + last)
+
+
+def test_oracle_checks_interim_responses_and_trailers():
+    continued = b"HTTP/1.1 100 Continue\r\n\r\n" + answer(0)
+    assert "response-status" in judge(POST, POST_FORWARDED, continued)  # no Expect sent
+    expect = POST.replace(b"Host: h\r\n", b"Host: h\r\nExpect: 100-continue\r\n")
+    assert judge(expect, POST_FORWARDED, continued) == set()
+    # case 6, answer 0 is the backend's chunked answer with a trailer (backend.RESPONSES)
+    sent, upstream = POST, POST_FORWARDED.replace(IP, b"127.16.0.6")
+    ctx = Context(RULES, UPSTREAM, b"127.16.0.6")
+    no_trailer = (b"HTTP/1.1 200 OK\r\nX-Fuzz-Case: 6.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"2\r\nok\r\n0\r\n\r\n")
+    found = check_case(Case(0, 6, sent, [], True), Seen(no_trailer, "eof", 0.1),
+                       forwarded(upstream, case=6), ctx)
+    assert "response-mismatch" in {f.kind for f in found}
+
+
+def test_oracle_leaves_an_abandoned_connection_to_the_upstream_checks():
+    assert judge(POST, POST_FORWARDED, b"", "abandoned") == set()
+    assert "forwarded-mismatch" in judge(POST, POST_FORWARDED.replace(b"hello", b"hellX"), b"",
+                                         "abandoned")
