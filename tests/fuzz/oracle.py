@@ -5,15 +5,20 @@ stream holds: the valid ones, then where it stops being valid. Against it:
 
 - upstream: every forwarded byte frames strictly (``strict.FORWARDED``); the forwarded requests
   are a prefix of the client's valid ones, each with the same method, the target in origin-form,
-  the same Host, body and trailers, and exactly the client's end-to-end fields (so nothing was
-  smuggled in a body, no header line was split or invented); a request reaches upstream cut
-  short only when the client's own bytes stop being valid or complete inside it;
-- client: every byte the gateway sent frames strictly as responses, in order (each backend
-  answer carries the case and its index); only the gateway's documented refusals appear, and
-  the last one closes; a valid, complete request is never left without an answer; the
+  the same Host, body and trailers, exactly the client's end-to-end fields (so nothing was
+  smuggled in a body, no header line was split or invented), and Upgrade only as the client
+  asked for it; a request reaches upstream cut short only when the client's own bytes stop
+  being valid or complete inside it;
+- client: every byte the gateway sent frames strictly as responses, in order; each backend
+  answer carries the case and its index (so it reached the right connection and request), its
+  body and trailers intact, framed for the client's version; interim responses are 100 Continue
+  to requests that asked for it; only the gateway's documented refusals appear, and the last
+  one closes; a valid, complete request is never left without an answer; after a 101 the
+  tunnel gives back exactly what the client sent and ends cleanly after the client's FIN; the
   connection ends (answered or closed) before the deadline.
 
-Pure functions: a case, what the client saw and what the backend recorded, in; findings out.
+Each kind of finding has its own name, so a known one can be let through alone. Pure
+functions: a case, what the client saw and what the backend recorded, in; findings out.
 """
 
 from __future__ import annotations

@@ -76,6 +76,10 @@ def test_fuzz_campaign(tmp_path, parser, first):
     with Harness(tmp_path, parser) as harness:
         report = harness.run(SEED, range(first, first + cases))
         problems = harness.finish()
+    gateway = harness.gateway  # stopped by now: SIGTERM must have been enough, and clean
+    if gateway.killed or gateway.proc.returncode != 0:
+        problems.append(f"fastgw did not stop cleanly on SIGTERM (status "
+                        f"{gateway.proc.returncode})\n{gateway.log_tail()}")
     print(report.summary())  # shown with -s, or with a failure
     unexpected = [f for f in report.findings if f.kind not in KNOWN_FINDINGS]
     details = "\n\n".join(f.describe() for f in unexpected[:10])
