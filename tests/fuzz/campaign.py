@@ -249,6 +249,9 @@ async def send_case(case: Case, host: str, port: int, deadline: float = DEADLINE
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # thousands of short connections: their ports (TIME_WAIT ones too) must not keep another
+    # test's SO_REUSEADDR listener off a port it was given (Linux checks both sockets' flag)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     received = bytearray()
     try:
         sock.bind((case_address(case.number), 0))
