@@ -35,15 +35,18 @@ from .strict import Rules, frame_response
 XFF_UNKNOWN = re.compile(rb"\r\nX-Forwarded-For: (?:[^\r\n]*, )?unknown\r\n")
 TIMEOUTS = {"client_header": "1s", "client_idle": "1s", "upstream_connect": "2s",
             "upstream_read": "2s"}
+# small limits, so that seeds near them and mutations reach 413/414/431; bodies over 1 KiB
+# stream (validated as they pass) instead of being held whole
 LIMITS = {"max_request_line": 1024, "max_header_bytes": 4096, "max_headers": 32,
-          "max_body_bytes": "16KiB", "request_buffer": "1KiB"}
-RULES = Rules("client", client=True, max_request_line=1024, max_header_bytes=4096,
-              max_headers=32, max_body=16 * 1024)
+          "max_body_bytes": 16 * 1024, "request_buffer": 1024}
+RULES = Rules("client", client=True, max_request_line=LIMITS["max_request_line"],
+              max_header_bytes=LIMITS["max_header_bytes"], max_headers=LIMITS["max_headers"],
+              max_body=LIMITS["max_body_bytes"])
 # a connection must be answered or closed by then: the longest timeout (2 s), the deadline
 # sweep (0.25 s), and room for a loaded machine
 DEADLINE = 8.0
 SETTLE = 3.0  # how long the backend may still be inside a case's request after its client ended
-GRACE = 0.05
+GRACE = 0.05  # the least time the backend (another thread) gets to read what fastgw sent
 RECENT = 20000  # judged cases kept, to judge again with what reached the backend late
 PARSERS = {"compiled": {}, "pure": {"FASTGW_PURE": "1"}}
 
@@ -89,7 +92,7 @@ class Harness:
         self.parser = parser
         self.backend = RecordingBackend()
         self.gateway: Gateway | None = None
-        self.context: Context | None = None
+        self.upstream = b""  # the backend's address, as fastgw sends it for a missing Host
         self.last_seen: Seen | None = None  # of the last case judged (for a replay)
         self.last_forwarded: list = []
         self.recent: OrderedDict[int, tuple] = OrderedDict()  # case -> (case, seen, fwd, found)
@@ -105,7 +108,7 @@ class Harness:
         if f"parser: {self.parser}" not in self.gateway.log():
             raise RuntimeError(f"fastgw did not start with the {self.parser} parser\n"
                                f"{self.gateway.log_tail()}")
-        self.context = Context(RULES, self.backend.address.encode(), b"")
+        self.upstream = self.backend.address.encode()
         return self
 
     def stop(self) -> None:
@@ -175,7 +178,7 @@ class Harness:
         return findings + self.strays(case.seed)
 
     def _check(self, case: Case, seen: Seen, forwarded: list) -> list[Finding]:
-        ctx = Context(RULES, self.context.upstream, case_address(case.number).encode())
+        ctx = Context(RULES, self.upstream, case_address(case.number).encode())
         return check_case(case, seen, forwarded, ctx)
 
     def strays(self, seed: int) -> list[Finding]:

@@ -28,8 +28,9 @@ STRUCTURE = re.compile(rb"\r\n|[\r\n:;, \t\"=]|[0-9A-Fa-f]+")
 LINE_END = re.compile(rb"\r?\n")
 NUMBERS = re.compile(rb"(?<=Content-Length:)[ \t]*[0-9, ]+|(?:^|(?<=\n))[0-9A-Fa-f]+(?=[;\r\n \t])",
                      re.I)
-NUMBER_VARIANTS: list[Callable[[bytes], bytes]] = [
-    lambda d: b"%d" % (int(d, 16) + 1) if d.isalnum() else d + b"1",
+NUMBER_VARIANTS: list[Callable[[bytes], bytes]] = [  # d: the digits found (decimal or hex)
+    lambda d: b"%d" % (int(d) + 1) if d.isdigit() else b"%x" % (int(d, 16) + 1),
+    lambda d: b"%d" % max(0, int(d) - 1) if d.isdigit() else b"%x" % max(0, int(d, 16) - 1),
     lambda d: b"0",
     lambda d: b"-1",
     lambda d: b"+" + d,
@@ -94,12 +95,12 @@ class Case:
 
 
 def position(rng: random.Random, data: bytes) -> int:
-    """An offset in ``data`` (or its end): near structure most of the time."""
+    """An offset in ``data`` (or its end): at or next to structure most of the time."""
     if data and rng.random() < 0.7:
         spots = [m.start() for m in STRUCTURE.finditer(data)]
         if spots:
-            spot = rng.choice(spots)
-            return min(len(data), spot + rng.choice([0, 0, 1, -1]) if spot else spot)
+            spot = rng.choice(spots) + rng.choice([0, 0, 1, -1])
+            return max(0, min(len(data), spot))
     return rng.randint(0, len(data))
 
 
@@ -161,10 +162,10 @@ def change_number(rng, data, rules):
     if not found:
         return insert_byte(rng, data, rules)
     m = rng.choice(found)
-    digits = m.group().strip(b" \t")
-    first = digits.split(b",")[0].strip() or b"0"
-    return data[:m.start()] + m.group()[:len(m.group()) - len(m.group().lstrip(b" \t"))] + \
-        rng.choice(NUMBER_VARIANTS)(first) + data[m.end():]
+    text = m.group()
+    leading = text[:len(text) - len(text.lstrip(b" \t"))]  # keep the OWS before a value
+    digits = text.strip(b" \t").split(b",")[0].strip() or b"0"
+    return data[:m.start()] + leading + rng.choice(NUMBER_VARIANTS)(digits) + data[m.end():]
 
 
 def add_framing_line(rng, data, rules):

@@ -234,6 +234,8 @@ def check_responses(stream: Stream, seen: Seen, forwarded: list[Forwarded], case
     number = case.number
     if seen.ending == "abandoned":
         return problems
+    if seen.ending == "refused":
+        return [("connection-refused", f"could not connect: {seen.received.decode()}")]
     if seen.ending == "timeout":
         problems.append(("hang", f"the connection neither closed nor was answered in "
                          f"{seen.seconds:.1f}s; received {seen.received[:500]!r}"))

@@ -50,6 +50,7 @@ ORIGIN_FORM = re.compile(rb"/(?:[" + _UNRESERVED + _SUB_DELIMS + rb":@/?]|" + _P
 _PATH_QUERY = re.compile(rb"(?:/(?:[" + _UNRESERVED + _SUB_DELIMS + rb":@/]|" + _PCT + rb")*)?"
                          rb"(?:\?(?:[" + _UNRESERVED + _SUB_DELIMS + rb":@/?]|" + _PCT + rb")*)?")
 REG_NAME = re.compile(rb"(?:[" + _UNRESERVED + _SUB_DELIMS + rb"]|" + _PCT + rb")*")
+HOST_CHARS = re.compile(rb"[" + _UNRESERVED + _SUB_DELIMS + rb":\[\]%]*")
 IPV_FUTURE = re.compile(rb"v[0-9A-Fa-f]+\.[" + _UNRESERVED + _SUB_DELIMS + rb":]+")
 ABSOLUTE_FORM = re.compile(rb"(?i:https?)://([^/?#]*)(.*)", re.S)
 
@@ -208,8 +209,9 @@ def _request_line(msg: Message, line: bytes, rules: Rules) -> None:
         authority, rest = ABSOLUTE_FORM.fullmatch(msg.target).groups()
         if b"@" in authority:  # RFC 9110 4.2.4: userinfo is an error
             raise Violation("userinfo in absolute-form", msg.start)
-        if not valid_host(authority) or not authority or authority.startswith(b":"):
-            msg.soft.append(f"invalid authority {authority[:60]!r} in absolute-form")
+        _check_host(msg, authority, "authority in absolute-form")
+        if not authority or authority.startswith(b":"):  # RFC 9110 4.2.1: no empty host
+            msg.soft.append(f"empty host in absolute-form {msg.target[:60]!r}")
         if not _PATH_QUERY.fullmatch(rest):
             raise Violation("invalid path in absolute-form", msg.start)
     else:
@@ -236,6 +238,16 @@ def field_line(line: bytes, at: int) -> tuple[bytes, bytes]:
     return name, value
 
 
+def _check_host(msg: Message, value: bytes, what: str) -> None:
+    """A Host (or absolute-form authority) made of host characters but not shaped as
+    uri-host [":" port] leaves the framing alone: a soft violation. Any other byte in it is a
+    Violation: it could mean something else to another parser."""
+    if not HOST_CHARS.fullmatch(value):
+        raise Violation(f"invalid byte in {what} {value[:60]!r}", msg.start)
+    if not valid_host(value):
+        msg.soft.append(f"invalid {what} {value[:60]!r}")
+
+
 def valid_host(value: bytes) -> bool:
     """Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2); no userinfo."""
     if value.startswith(b"["):
@@ -260,8 +272,8 @@ def _request_semantics(msg: Message, rules: Rules) -> None:
     hosts = msg.values(b"host")
     if len(hosts) > 1 or (not hosts and (msg.version == b"HTTP/1.1" or not rules.client)):
         raise Violation(f"{len(hosts)} Host fields", msg.start)  # RFC 9112 3.2
-    if hosts and not valid_host(hosts[0]):  # RFC 9110 7.2: must be refused (400)
-        msg.soft.append(f"invalid Host {hosts[0][:60]!r}")
+    if hosts:  # RFC 9110 7.2: an invalid Host must be refused (400)
+        _check_host(msg, hosts[0], "Host")
     lengths = msg.values(b"content-length")
     codings = msg.values(b"transfer-encoding")
     if rules.client:

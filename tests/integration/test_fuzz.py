@@ -56,8 +56,9 @@ KNOWN_FINDINGS = {
         "A client that half-closes (FIN) after an Upgrade request, before the 101 arrives: the "
         "FIN is never passed to the upstream (ClientConnection.eof_received only sends it on in "
         "the TUNNEL phase), so the tunnel idles until upstream_read and the gateway then resets "
-        "the client connection. Reproducer: seed 1 case 1009 (a GET with 'Connection: upgrade', "
-        "'Upgrade: websocket', then shutdown(SHUT_WR)): reset after upstream_read (2 s here)."
+        "the client connection. Reproducer: seed 1 case 367, unmutated: b'GET /xl HTTP/1.1\\r\\n"
+        "...Connection: keep-alive, upgrade\\r\\nUpgrade: websocket\\r\\n...\\r\\n' then "
+        "shutdown(SHUT_WR): reset after upstream_read (2 s here; 60 s by default)."
     ),
     "xff-unknown": (
         "A client that sends a request and resets at once (SO_LINGER 0) has it forwarded with "

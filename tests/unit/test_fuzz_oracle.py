@@ -103,6 +103,18 @@ def test_reference_accepts(data, body):
     assert stream.messages[0].body == body
 
 
+def test_reference_tells_a_misshapen_host_from_a_dangerous_one():
+    """Host characters in the wrong shape leave the framing alone (``soft``: the gateway must
+    refuse them, but a forwarded one is its own finding, "lenient-host"); any other byte in a
+    Host is a Violation."""
+    for host in (b"a:b:c", b"[::1", b":x", b"[zz]"):
+        stream = frame_stream(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", CLIENT)
+        assert stream.end == "clean" and stream.messages[0].soft, host
+    for host in (b"a b", b"a\"b", b"a\x80b", b"a@b", b"a<b"):
+        stream = frame_stream(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", CLIENT)
+        assert stream.end == "invalid", host
+
+
 def test_reference_frames_pipelined_and_absolute_form():
     stream = frame_stream(b"GET http://h:1 HTTP/1.1\r\nHost: x\r\n\r\n" + POST + b"GET /", CLIENT)
     assert [m.origin_target for m in stream.messages] == [b"/", b"/a"]
@@ -184,6 +196,7 @@ def test_oracle_catches_forwarding_after_an_invalid_request():
     (b"", "eof", "no-answer"),  # a valid request left unanswered
     (b"", "eof", "response-lost"),  # the backend answered, the client never saw it
     (answer(0), "timeout", "hang"),
+    (b"ConnectionRefusedError()", "refused", "connection-refused"),
     (answer(0)[:-1], "eof", "response-malformed"),
     (answer(0) + b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", "eof",
      "response-status"),
