@@ -9,18 +9,21 @@ Exits 1 when anything was found (a finding of a kind given with --tolerate is on
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .campaign import RULES, Harness, Report
+from .campaign import CONCURRENCY, RULES, Harness, Report
 from .oracle import Finding, frame_responses
 from .strict import frame_stream
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments().parse_args(argv)
+    # SIGTERM ends the run like Ctrl-C: through the harness, which stops fastgw
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="fastgw-fuzz-") as tmp:
         workdir = Path(args.workdir or tmp)
         with Harness(workdir, args.parser) as harness:
@@ -46,7 +49,8 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--start", type=int, default=0, help="number of the first case (0)")
     parser.add_argument("--case", type=int, help="replay this one case, verbosely")
     parser.add_argument("--parser", choices=["compiled", "pure"], default="compiled")
-    parser.add_argument("--concurrency", type=int, default=48, help="connections at a time")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                        help=f"connections at a time ({CONCURRENCY})")
     parser.add_argument("--findings-dir", type=Path,
                         help="write each finding's bytes (.bin) and description (.txt) here")
     parser.add_argument("--tolerate", action="append", default=[], metavar="KIND",

@@ -49,6 +49,9 @@ SETTLE = 3.0  # how long the backend may still be inside a case's request after 
 GRACE = 0.05  # the least time the backend (another thread) gets to read what fastgw sent
 RECENT = 20000  # judged cases kept, to judge again with what reached the backend late
 PARSERS = {"compiled": {}, "pure": {"FASTGW_PURE": "1"}}
+# connections in flight: most of a case's time is waiting (for the gateway, the backend
+# thread, a timeout), so more in flight keeps a loaded machine's cores busy
+CONCURRENCY = 96
 
 
 @dataclass
@@ -124,7 +127,7 @@ class Harness:
 
     # -- running cases ----------------------------------------------------------------------
 
-    def run(self, seed: int, numbers: Iterable[int], concurrency: int = 48,
+    def run(self, seed: int, numbers: Iterable[int], concurrency: int = CONCURRENCY,
             progress: float = 0.0, on_finding: Callable[[Finding], None] | None = None,
             ) -> Report:
         """Send and judge cases ``numbers`` of campaign ``seed``. ``progress``: print the

@@ -5,17 +5,19 @@ Thousands of requests, valid ones of every shape and their byte-level mutations,
 of a raw backend that frames everything it receives with an independent strict HTTP/1.1 framer.
 The campaign passes when: fastgw stays up and logs no traceback or ERROR line; every forwarded
 request frames strictly and is one of the client's valid requests, framed the same way (method,
-target, Host, body, trailers, end-to-end fields); no request reaches upstream from inside a
-body or after an invalid one; every response frames strictly, in order, each backend answer on
-the connection of the request it belongs to; refusals are the documented ones and close; valid
-complete requests are answered; every connection is answered or closed within the deadline;
-and a plain request still works afterwards.
+target, Host, body, trailers, end-to-end fields, Upgrade); no request reaches upstream from
+inside a body or after an invalid one; every response frames strictly, in order, each backend
+answer on the connection of the request it belongs to, with its body and trailers; refusals
+are the documented ones and close; valid complete requests are answered; a WebSocket tunnel
+echoes exactly and closes cleanly; every connection is answered or closed within the
+deadline; a plain request still works afterwards; and SIGTERM stops fastgw with status 0.
 
 The cases are fixed by (SEED, case number): a failure prints both and the exact bytes, and
 
     python -m tests.fuzz --seed SEED --case N [--parser pure]
 
-replays it. The long run is one command (docs/data-path.md, "Fuzzing"):
+replays it. The long run is one command (docs/data-path.md, "Fuzzing"; about 250-300 cases a
+second on two cores, so some 12 minutes for 200000):
 
     python -m tests.fuzz --seed 7 --cases 200000 --findings-dir /tmp/fuzz-findings
 
