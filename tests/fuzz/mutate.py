@@ -164,7 +164,8 @@ def change_number(rng, data, rules):
     m = rng.choice(found)
     text = m.group()
     leading = text[:len(text) - len(text.lstrip(b" \t"))]  # keep the OWS before a value
-    digits = text.strip(b" \t").split(b",")[0].strip() or b"0"
+    first = re.search(rb"[0-9A-Fa-f]+", text)  # of a list ("5, 5") or a chunk size
+    digits = first.group() if first else b"0"
     return data[:m.start()] + leading + rng.choice(NUMBER_VARIANTS)(digits) + data[m.end():]
 
 
