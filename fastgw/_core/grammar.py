@@ -13,6 +13,7 @@ module must not know about sockets, config or asyncio.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 
@@ -45,6 +46,37 @@ SUB_DELIMS = frozenset(b"!$&'()*+,;=")
 URI = UNRESERVED | SUB_DELIMS | frozenset(b":@/?%")
 # Host (RFC 9110 7.2) = uri-host [ ":" port ]: reg-name, IP-literal and port characters
 HOST = UNRESERVED | SUB_DELIMS | frozenset(b":[]%")
+
+
+def ip_literal_ok(inside: bytes) -> bool:
+    """What an IP-literal holds between its brackets (RFC 3986 3.2.2): an IPv6 address, or
+    an IPvFuture ("v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ))."""
+    if inside[:1] in (b"v", b"V"):
+        version, dot, rest = inside[1:].partition(b".")
+        return (bool(version) and all(c in HEXDIG for c in version) and bool(dot)
+                and bool(rest) and all(c in UNRESERVED or c in SUB_DELIMS or c == 0x3A
+                                       for c in rest))
+    try:
+        ipaddress.IPv6Address(inside.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def host_shape_ok(value: bytes) -> bool:
+    """A Host value made of HOST bytes is uri-host [ ":" port ]: an IP-literal in brackets,
+    or a reg-name / IPv4 address (no ':', '[' or ']'), then optionally ':' and digits."""
+    if value[:1] == b"[":
+        close = value.find(b"]")
+        if close < 0 or not ip_literal_ok(value[1:close]):
+            return False
+        rest = value[close + 1:]
+    else:
+        colon = value.find(b":")
+        name, rest = (value, b"") if colon < 0 else (value[:colon], value[colon:])
+        if b"[" in name or b"]" in name:
+            return False
+    return not rest or (rest[:1] == b":" and (len(rest) == 1 or rest[1:].isdigit()))
 
 # RFC 9110 7.6.1: fields that describe one connection, never forwarded by an intermediary
 # (Connection, and those it names as known to require removal)

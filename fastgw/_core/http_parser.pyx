@@ -107,6 +107,9 @@ cdef signed char HEXVAL[256]
 cdef unsigned char NAME[256]
 
 
+from fastgw._core.grammar import host_shape_ok as _grammar_host_shape_ok
+
+
 cdef int _init_tables() except -1:
     """Fill the lookup tables from the grammar (once, at import: the scanning loops only ever
     read these C arrays)."""
@@ -330,6 +333,27 @@ cdef inline bint _host_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) no
     if not acc:
         return False
     return not (any & C_PCT) or _pct_ok(p, a, b)
+
+
+cdef bint _host_shape_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) except -1:
+    """p[a:b] (HOST bytes) is uri-host [":" port]: a reg-name or IPv4 address without ':',
+    '[' or ']', then optionally ':' and digits. An IP-literal ('[...]', rare) is checked by
+    grammar.host_shape_ok."""
+    if a < b and p[a] == b'[':
+        return _grammar_host_shape_ok(p[a:b])
+    cdef Py_ssize_t i = a
+    while i < b and p[i] != b':':
+        if p[i] == b'[' or p[i] == b']':
+            return False
+        i += 1
+    if i == b:
+        return True
+    i += 1
+    while i < b:
+        if p[i] < b'0' or p[i] > b'9':
+            return False
+        i += 1
+    return True
 
 
 cdef inline Py_ssize_t _authority_end(const unsigned char *t, Py_ssize_t rest,
@@ -1158,7 +1182,9 @@ cdef class RequestParser(_HeadParser):
         if f.n_host:
             # Host is forwarded as the gateway's own "Host: " line with the value without its
             # OWS; a '%' in it must be an escape, as in a target's authority
-            if not _host_ok(p, lines[f.host].vstart, lines[f.host].vend):
+            # and it is uri-host [":" port] (RFC 9110 7.2: an invalid Host value gets 400)
+            if not (_host_ok(p, lines[f.host].vstart, lines[f.host].vend)
+                    and _host_shape_ok(p, lines[f.host].vstart, lines[f.host].vend)):
                 raise ParseError(400, "invalid Host header")
         elif version == 11:  # RFC 9112 3.2, whatever the target's form
             raise ParseError(400, "missing Host header")
@@ -1176,7 +1202,8 @@ cdef class RequestParser(_HeadParser):
                     or (tlen >= 8 and _lower_eq(t, b"https://", 8))):
                 rest = 7 if LOWER[t[4]] == b':' else 8
                 cut = _authority_end(t, rest, tlen)
-                if cut == rest or not _all(t, rest, cut, C_HOST):
+                if (cut == rest or not _all(t, rest, cut, C_HOST) or t[rest] == b':'
+                        or not _host_shape_ok(t, rest, cut)):
                     raise ParseError(400, "invalid authority in absolute-form target")
                 host = PyBytes_FromStringAndSize(<const char *>t + rest, cut - rest)
                 if cut < tlen and t[cut] == b'/':

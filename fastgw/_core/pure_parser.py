@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .grammar import (
     FIELD_VALUE, HEXDIG, HOP_BY_HOP, HOST, OBS_TEXT, OWS, QDTEXT, QUOTED_PAIR, TCHAR, URI, VCHAR,
-    is_token, list_elements, split_list,
+    host_shape_ok, is_token, list_elements, split_list,
 )
 
 # The byte classes are grammar.py's (TCHAR, FIELD_VALUE, URI, HOST, HEXDIG, ...). What an
@@ -387,7 +387,9 @@ class RequestParser:
         host = hosts[0] if hosts else None
         # Host is forwarded as the gateway's own "Host: " line with the value without its OWS;
         # a "%" in it must be an escape, as in a target's authority
-        if host is not None and (any(c not in HOST for c in host) or not _pct_ok(host)):
+        # and it is uri-host [":" port] (RFC 9110 7.2: an invalid Host value gets 400)
+        if host is not None and (any(c not in HOST for c in host) or not _pct_ok(host)
+                                 or not host_shape_ok(host)):
             raise ParseError(400, "invalid Host header")
         if host is None and version == 11:  # RFC 9112 3.2, whatever the target's form
             raise ParseError(400, "missing Host header")
@@ -401,7 +403,8 @@ class RequestParser:
                 rest = target.index(b"//") + 2
                 cut = _authority_end(target, rest)
                 authority = target[rest:cut]
-                if not authority or b"@" in authority or any(c not in HOST for c in authority):
+                if (not authority or b"@" in authority or any(c not in HOST for c in authority)
+                        or authority[:1] == b":" or not host_shape_ok(authority)):
                     raise ParseError(400, "invalid authority in absolute-form target")
                 host = authority
                 path = target[cut:]

@@ -48,7 +48,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         "client_ip", "xff_tail", "fresh", "pos", "batching", "unsent", "acked",
     )
 
-    def __init__(self, gw) -> None:
+    def __init__(self, gw, peer=None) -> None:
         self.gw = gw
         self.transport = None
         self.buf = b""  # received bytes (a head, a small body, pipelined requests): the unused
@@ -65,7 +65,8 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         self.pause_upstream = False  # reading paused: the upstream is not taking the body
         self.reading_paused = False
         self.write_paused = False
-        self.client_ip = b""
+        # the address accept() gave (asking the socket later fails if the client reset)
+        self.client_ip = peer[0].encode() if peer else b""
         self.xff_tail = b""
         self.fresh = True  # no request received yet on this connection
         self.batching = False  # _read_next is answering held requests: exchange_done leaves
@@ -79,8 +80,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         gw = self.gw
         self.transport = transport
         transport.set_write_buffer_limits(gw.write_high, gw.write_low)
-        peer = transport.get_extra_info("peername")
-        self.client_ip = peer[0].encode() if peer else b"unknown"
+        if not self.client_ip:
+            peer = transport.get_extra_info("peername")
+            self.client_ip = peer[0].encode() if peer else b"unknown"
         self.xff_tail = self.client_ip + b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "
         gw.clients.add(self)
         self.phase = IDLE
@@ -226,6 +228,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             return True
         if head.expect_continue:
             self.transport.write(CONTINUE)
+        if self.pause_pipeline:  # what is needed now is this request's own body
+            self.pause_pipeline = False
+            self._update_reading()
         self.phase = BODY
         self.deadline = gw.now + gw.idle_timeout
         self._collect_body()
@@ -345,7 +350,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self.pos = 0
         else:
             self.pos = end
-            self._limit_held()
+        self._limit_held()
 
     def _limit_held(self) -> None:
         """Read no more while over ``request_buffer`` of input waits behind earlier requests:

@@ -44,7 +44,8 @@ def raise_descriptor_limit() -> tuple[int, int]:
 
 
 class Acceptor:
-    """Accepts on one listening socket for as long as it is open; ``close()`` stops it."""
+    """Accepts on one listening socket for as long as it is open; ``close()`` stops it.
+    ``protocol_factory(peer)`` makes the protocol for a connection from address ``peer``."""
 
     def __init__(self, loop, sock: socket.socket, protocol_factory, clients) -> None:
         self.loop = loop
@@ -61,7 +62,7 @@ class Acceptor:
     def _accept(self) -> None:
         for _ in range(BATCH):
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -72,11 +73,14 @@ class Acceptor:
                 else:
                     log.warning("accept on %s failed: %s", self._name(), exc)
                 return
-            self._start(conn)
+            self._start(conn, peer)
 
-    def _start(self, conn: socket.socket) -> None:
-        """Hand an accepted socket to uvloop: a transport, our protocol, connection_made."""
-        coro = self.loop.connect_accepted_socket(self.protocol_factory, conn)
+    def _start(self, conn: socket.socket, peer) -> None:
+        """Hand an accepted socket to uvloop: a transport, our protocol, connection_made.
+        The protocol is told the peer's address now: asking the socket later fails once the
+        client has reset it, and its request would go on with an unknown address."""
+        protocol = self.protocol_factory(peer)
+        coro = self.loop.connect_accepted_socket(lambda: protocol, conn)
         try:
             waiter = coro.send(None)  # runs until it waits for connection_made
         except StopIteration:

@@ -90,7 +90,7 @@ class Worker:
     async def _serve(self, sock: socket.socket) -> Acceptor:
         gw = self.gw
         sock.listen(BACKLOG)
-        return Acceptor(gw.loop, sock, lambda: ClientConnection(gw), gw.clients)
+        return Acceptor(gw.loop, sock, lambda peer: ClientConnection(gw, peer), gw.clients)
 
     def _quit(self) -> None:
         self.immediate = True

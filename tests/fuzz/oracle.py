@@ -36,7 +36,8 @@ WRITTEN = frozenset({b"host", b"content-length", b"transfer-encoding", b"connect
                      b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 DROPPED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection",
                      b"proxy-connection", b"keep-alive", b"te", b"trailer", b"upgrade",
-                     b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+                     b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+                     b"forwarded", b"x-real-ip", b"http2-settings", b"expect"})
 NOT_LISTABLE = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
@@ -137,9 +138,10 @@ def expected_fields(sent: Message) -> list[tuple[bytes, bytes]]:
     """The client's end-to-end fields, as fastgw must forward them (docs/data-path.md)."""
     listed = set(sent.elements(b"connection")) - NOT_LISTABLE
     dropped = DROPPED | listed
-    if b"100-continue" in sent.elements(b"expect"):
-        dropped = dropped | {b"expect"}
-    return [(n, v) for n, v in sent.headers if n.lower() not in dropped]
+    # never forwarded: names with "_" (underscores_in_headers off) and the client's own
+    # X-Forwarded-* (docs/operations.md, Hardening: request headers)
+    return [(n, v) for n, v in sent.headers if n.lower() not in dropped and b"_" not in n
+            and not n.lower().startswith(b"x-forwarded-")]
 
 
 def compare_head(sent: Message, got: Message, ctx: Context) -> list[str]:
@@ -167,7 +169,8 @@ def compare_head(sent: Message, got: Message, ctx: Context) -> list[str]:
 def compare_upgrade(sent: Message, got: Message) -> list[str]:
     """Upgrade is forwarded only when Connection lists it (RFC 9110 7.6.1), never for an
     HTTP/1.0 request (7.8: a server must ignore it), as every protocol of every field."""
-    protocols = sent.elements(b"upgrade")
+    protocols = [p for p in sent.elements(b"upgrade")  # h2c is never forwarded
+                 if p.lower().partition(b"/")[0] != b"h2c"]
     wanted = (sent.version == b"HTTP/1.1" and b"upgrade" in sent.elements(b"connection")
               and protocols)
     forwarded = got.elements(b"upgrade")

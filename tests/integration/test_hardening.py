@@ -329,3 +329,35 @@ def test_an_http10_chunked_response_is_not_followed_on_the_same_connection(make_
                 resp = c.read_response(timeout=5)
                 assert (resp.status, resp.body) == (200, b"ok")
         assert upstream.connections == 2
+
+
+def test_a_client_that_resets_at_once_is_still_forwarded_with_its_address(gateway, backend):
+    """The address comes from accept(): asked of the socket later, after the client's reset,
+    it was 'unknown' in X-Forwarded-For (found by the fuzzer)."""
+    for _ in range(100):
+        sock = socket.create_connection(("127.0.0.1", gateway.port))
+        sock.sendall(b"GET /gone HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    with Client(gateway.port) as c:  # the last one, so the others are all in by then
+        c.send(b"GET /last HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        assert c.read_response(timeout=5).status == 200
+    forwarded = [r.header("x-forwarded-for") for r in backend.complete_requests()]
+    assert forwarded and all(value == "127.0.0.1" for value in forwarded), forwarded
+
+
+def test_a_pipelined_body_larger_than_the_buffer_is_read_after_the_request_before_it(
+        make_gateway, backend):
+    """Held input over request_buffer pauses reading; once the next request's head is taken,
+    the bytes needed are its own body, so reading must resume (found by the fuzzer: the rest
+    of such a body was never read, and the upstream saw it cut)."""
+    gw = make_gateway(limits={"request_buffer": "1KiB"})
+    body = bytes(range(256)) * 16  # 4 KiB
+    with Client(gw.port) as c:
+        c.send(b"GET /slow/0.3 HTTP/1.1\r\nHost: test.local\r\n\r\n"
+               b"POST /echo HTTP/1.1\r\nHost: test.local\r\nContent-Length: 4096\r\n\r\n"
+               + body[:2000])
+        assert c.read_response(timeout=5).status == 200  # the GET; the POST's head is next
+        c.send(body[2000:])
+        resp = c.read_response(timeout=5)
+        assert (resp.status, resp.body) == (200, body)

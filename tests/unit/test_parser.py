@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from fastgw._core.grammar import host_shape_ok
+
 # --------------------------------------------------------------------------------------------
 # helpers
 
@@ -474,6 +476,25 @@ def test_http2_settings_dropped_from_responses(parser_impl: ModuleType) -> None:
     head = parser_impl.ResponseParser().parse(
         head_lines("HTTP/1.1 200 OK", "HTTP2-Settings: AAMA", "X-A: 1"))
     assert head.kept == b"X-A: 1\r\n"
+
+
+@pytest.mark.parametrize("host", [b"a:b:c", b"[::1:80", b":example.com", b"[zz]", b"a]b",
+                                  b"x[1]", b"[::1]x", b"[::1]:8o", b"h:80:", b"[v.x]", b"[vq.x]"])
+def test_host_must_be_uri_host_and_port(parser_impl: ModuleType, host: bytes) -> None:
+    """RFC 9110 7.2: a Host with an invalid value gets 400; the characters alone do not make it
+    valid (found by the fuzzer: 'Host: [::1:80' was forwarded)."""
+    data = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+    assert_error(parser_impl.RequestParser(), parser_impl, data, 400, "invalid Host header")
+    data = b"GET http://" + host + b"/ HTTP/1.1\r\nHost: h\r\n\r\n"
+    assert_error(parser_impl.RequestParser(), parser_impl, data, 400,
+                 "invalid authority in absolute-form target")
+
+
+@pytest.mark.parametrize("host", [b"example.com", b"example.com:8080", b"[::1]", b"[::1]:80",
+                                  b"1.2.3.4:", b"[v1.x]:1", b"a%41b", b"[fe80::1]:0"])
+def test_valid_host_shapes(parser_impl: ModuleType, host: bytes) -> None:
+    head = parser_impl.RequestParser().parse(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert head is not None
 
 
 def test_upgrade_is_ignored_in_http10_requests(parser_impl: ModuleType) -> None:
@@ -940,7 +961,8 @@ def test_every_byte_at_every_position_of_targets_of_many_lengths(
 
 
 def test_every_byte_in_the_authority_of_an_absolute_target(parser_impl: ModuleType) -> None:
-    """An authority may hold '[' and ']' (IP-literal) and is judged by the Host rules."""
+    """An authority may hold '[' and ']' (IP-literal) and is judged by the Host rules: its
+    bytes, then its shape, uri-host [":" port], with a host that is not empty."""
     parser = parser_impl.RequestParser()
     host_bytes = URI_BYTES - frozenset(b"/?@") | frozenset(b"[]")
     for byte in range(256):
@@ -949,8 +971,11 @@ def test_every_byte_in_the_authority_of_an_absolute_target(parser_impl: ModuleTy
             target[at] = byte
             data = b"GET " + bytes(target) + b" HTTP/1.1\r\nHost: h\r\n\r\n"
             result = attempt(parser, data, parser_impl)
+            authority = bytes(target[7:])
             if byte in (0x0D, 0x0A, 0x20):
                 assert isinstance(result, parser_impl.ParseError)
+            elif byte in host_bytes and not (host_shape_ok(authority) and authority[0] != 0x3A):
+                assert result.reason == "invalid authority in absolute-form target", (byte, at)
             elif byte in host_bytes or (byte in b"/?" and at > 7):
                 assert result.target == bytes(target), (byte, at)
             elif byte in b"/?@#" or 0x21 <= byte < 0x7F or byte >= 0x80:
