@@ -139,7 +139,16 @@ def _read_once(filename: str, limit: int) -> tuple[bytes, os.stat_result, os.sta
             before = os.fstat(file.fileno())
             if before.st_size > limit:
                 raise ConfigError(filename, _too_large(before.st_size, limit))
-            data = file.read(limit + 1)
+            # no more than the file holds (plus one byte, to see it grow), and a pipe by the
+            # MiB: a huge limit must not become a huge allocation
+            if stat.S_ISREG(before.st_mode):
+                data = file.read(min(limit, before.st_size) + 1)
+            else:
+                pieces, got = [], 0
+                while got <= limit and (piece := file.read(min(limit + 1 - got, 1 << 20))):
+                    pieces.append(piece)
+                    got += len(piece)
+                data = b"".join(pieces)
             after = os.fstat(file.fileno())
         by_path = os.stat(filename)
     except OSError as exc:

@@ -256,6 +256,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self._reject(400, exc.reason)
             return
         if end >= 0:
+            if end - start > gw.max_body:  # counted with its framing, as when streamed
+                self._reject(413, "request body larger than limits.max_body_bytes")
+                return
             self._send(buf[start:end], end, True)
             return
         self.scan = len(buf)
