@@ -252,12 +252,19 @@ class Exchange:
                 gw.connect_timeout,
             )
         except TimeoutError:
-            log.warning("upstream %s: connect timed out", target.address)
+            count = target.connect_failed(gw.now)
+            if count:
+                log.warning("upstream %s: connect timed out (%d failed connect%s since the "
+                            "last line)", target.address, count, "" if count == 1 else "s")
             self.attempt_failed(Outcome.CONNECT_TIMEOUT, 502,
                                 f"connecting to upstream {target.address} timed out")
             return
         except OSError as exc:
-            log.warning("upstream %s: connect failed: %s", target.address, exc.strerror or exc)
+            count = target.connect_failed(gw.now)
+            if count:
+                log.warning("upstream %s: connect failed: %s (%d failed connect%s since the "
+                            "last line)", target.address, exc.strerror or exc, count,
+                            "" if count == 1 else "s")
             self.attempt_failed(Outcome.CONNECT_ERROR, 502,
                                 f"cannot connect to upstream {target.address}")
             return

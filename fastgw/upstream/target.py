@@ -7,6 +7,9 @@ from ..balance.keys import compile_key
 from .pool import Pool
 
 
+CONNECT_LOG_EVERY = 5.0  # seconds between two "connect failed" lines for one target
+
+
 class Target:
     """One server of an upstream, with its connection pool. Identity: the address string.
 
@@ -16,7 +19,7 @@ class Target:
     newest plan."""
 
     __slots__ = ("address", "address_bytes", "host", "port", "weight", "backup", "down",
-                 "active", "pool")
+                 "active", "pool", "connect_failures", "connect_logged_at")
 
     def __init__(self, address: str, host: str, port: int, weight: int, pool: Pool,
                  backup: bool = False, down: bool = False) -> None:
@@ -29,6 +32,19 @@ class Target:
         self.down = down
         self.active = 0  # attempts picked and not yet reported (least_conn reads it)
         self.pool = pool
+        self.connect_failures = 0  # failed connects not logged yet
+        self.connect_logged_at = float("-inf")
+
+    def connect_failed(self, now: float) -> int:
+        """Count a failed connect; how many to log now, or 0 to stay quiet: one line per
+        target every CONNECT_LOG_EVERY seconds, so a dead target (or a client pipelining
+        thousands of requests to it) cannot flood the log."""
+        self.connect_failures += 1
+        if now - self.connect_logged_at < CONNECT_LOG_EVERY:
+            return 0
+        count, self.connect_failures = self.connect_failures, 0
+        self.connect_logged_at = now
+        return count
 
     @property
     def in_rotation(self) -> bool:

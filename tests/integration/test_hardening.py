@@ -384,3 +384,17 @@ def test_a_huge_config_size_limit_is_not_a_huge_allocation(tmp_path):
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_failed_connects_are_logged_once_per_target_every_few_seconds(make_gateway):
+    """A client pipelining thousands of requests to a dead target wrote a line each (attack
+    review); now one line per target every 5 s, with the count."""
+    dead = free_port()  # nothing listens there: connection refused
+    gw = make_gateway(upstream=f"127.0.0.1:{dead}")
+    with Client(gw.port) as c:
+        for _ in range(50):
+            c.send(b"GET /x HTTP/1.1\r\nHost: test.local\r\n\r\n")
+            assert c.read_response(timeout=5).status == 502
+    lines = [x for x in gw.log().splitlines() if "connect failed" in x]
+    assert len(lines) == 1, lines
+    assert "(1 failed connect since the last line)" in lines[0], lines[0]
