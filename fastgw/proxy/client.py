@@ -249,6 +249,8 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             elif len(buf) - start > gw.request_buffer:
                 self.body_left = end - len(buf)
                 self._send(buf[start:], len(buf), False)
+            elif self.eof:
+                self._cut_short()
             return
         try:
             end = self.chunks.feed(buf, self.scan)
@@ -267,6 +269,13 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         elif len(buf) - start > gw.request_buffer:
             self.body_left = len(buf) - start
             self._send(buf[start:], len(buf), False)
+        elif self.eof:
+            self._cut_short()
+
+    def _cut_short(self) -> None:
+        """The client ended its side before this (pipelined) request's body was whole: the
+        rest will never come, so answer now rather than wait out client_idle."""
+        self._reject(400, "request body cut short")
 
     def _send(self, body: bytes, consumed: int, complete: bool) -> None:
         """Hand the request (and the body received so far) to the exchange's first attempt."""

@@ -398,3 +398,15 @@ def test_failed_connects_are_logged_once_per_target_every_few_seconds(make_gatew
     lines = [x for x in gw.log().splitlines() if "connect failed" in x]
     assert len(lines) == 1, lines
     assert "(1 failed connect since the last line)" in lines[0], lines[0]
+
+
+def test_a_pipelined_body_cut_short_by_a_fin_is_answered_at_once(gateway):
+    """After a pipeline, a request whose body can never be whole (the client already sent its
+    FIN) got a 408 only after client_idle, 75 s (attack review); now a 400 at once."""
+    with Client(gateway.port) as c:
+        c.send(b"GET /a HTTP/1.1\r\nHost: test.local\r\n\r\n" * 3
+               + b"POST /echo HTTP/1.1\r\nHost: test.local\r\nContent-Length: 10\r\n\r\nabc")
+        c.sock.shutdown(socket.SHUT_WR)
+        statuses = [c.read_response(timeout=3).status for _ in range(4)]
+        assert statuses == [200, 200, 200, 400]
+        c.assert_closed(timeout=3)
