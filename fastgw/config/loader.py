@@ -166,9 +166,13 @@ def _fingerprint(info: os.stat_result) -> tuple[int, ...]:
 
 
 def _too_large(size: int, limit: int) -> str:
+    enough = limit * 2
+    while enough < size:  # a suggestion that covers this file
+        enough *= 2
     return (f"the file has {size} bytes, more than the {format_size(limit)} a configuration "
-            f"may have; to allow larger files, set {MAX_SIZE_VARIABLE} "
-            f'(e.g. {MAX_SIZE_VARIABLE}={format_size(limit * 2)})')
+            f"may have; to allow larger files, set {MAX_SIZE_VARIABLE} in the environment of "
+            f"the command (of `fastgw run`, for reloads: a restart) "
+            f'(e.g. {MAX_SIZE_VARIABLE}={format_size(enough)})')
 
 
 def load_config_bytes(data: bytes, filename: str) -> Config:

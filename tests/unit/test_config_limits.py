@@ -49,8 +49,17 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path: Pat
         load_config(path)
     assert str(caught.value) == (
         f"{path}: the file has {MAX_SIZE + len(MINIMAL_YAML)} bytes, more than the 8MiB a "
-        "configuration may have; to allow larger files, set FASTGW_MAX_CONFIG_SIZE "
+        "configuration may have; to allow larger files, set FASTGW_MAX_CONFIG_SIZE in the "
+        "environment of the command (of `fastgw run`, for reloads: a restart) "
         "(e.g. FASTGW_MAX_CONFIG_SIZE=16MiB)")
+
+
+def test_the_suggested_limit_covers_the_file(tmp_path: Path) -> None:
+    """Operator review: a 20 MiB file was told to try 16MiB."""
+    path = tmp_path / "big.yaml"
+    path.write_bytes(MINIMAL_YAML + b"#" * (20 * 1024 * 1024))
+    with pytest.raises(ConfigError, match=r"FASTGW_MAX_CONFIG_SIZE=32MiB\)$"):
+        load_config(path)
 
 
 def test_the_size_limit_can_be_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
