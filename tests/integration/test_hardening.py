@@ -62,15 +62,22 @@ def send_until_stalled(sock: socket.socket, payload: bytes, stall: float = 1.0) 
     return sent
 
 
+def assert_pipeline_answered(gw, request: bytes, n: int, seconds: float) -> PeakRSS:
+    """Pipeline ``n`` copies of ``request`` on one connection while reading the answers:
+    every one must be answered within ``seconds``. Returns the gateway's RSS meanwhile."""
+    with socket.create_connection(("127.0.0.1", gw.port)) as sock, PeakRSS(gw) as rss:
+        writer = threading.Thread(target=sock.sendall, args=(request * n,), daemon=True)
+        writer.start()
+        answered = count_status_lines(sock, n, Deadline(seconds))
+        writer.join(10)
+    assert answered == n, f"{answered} of {n} pipelined requests answered\n{gw.log_tail()}"
+    return rss
+
+
 def test_a_long_pipeline_of_local_answers_is_answered_in_full_with_flat_memory(make_gateway):
     n = 100_000
     gw = make_gateway(**only_routed())
-    with socket.create_connection(("127.0.0.1", gw.port)) as sock, PeakRSS(gw) as rss:
-        writer = threading.Thread(target=sock.sendall, args=(GET * n,), daemon=True)
-        writer.start()
-        answered = count_status_lines(sock, n, Deadline(90))
-        writer.join(10)
-    assert answered == n, f"{answered} of {n} pipelined requests answered\n{gw.log_tail()}"
+    rss = assert_pipeline_answered(gw, GET, n, 90)
     assert rss.growth_kb < 8 * 1024, rss.report(f"{n} pipelined requests")
 
 
@@ -99,12 +106,7 @@ def test_a_long_pipeline_of_proxied_requests_is_held_bounded(make_gateway, backe
     n = 5_000
     request = b"GET /routed HTTP/1.1\r\nHost: test.local\r\nX-Pad: " + b"p" * 4000 + b"\r\n\r\n"
     gw = make_gateway(**only_routed())
-    with socket.create_connection(("127.0.0.1", gw.port)) as sock, PeakRSS(gw) as rss:
-        writer = threading.Thread(target=sock.sendall, args=(request * n,), daemon=True)
-        writer.start()
-        answered = count_status_lines(sock, n, Deadline(120))
-        writer.join(10)
-    assert answered == n, f"{answered} of {n} pipelined requests answered\n{gw.log_tail()}"
+    rss = assert_pipeline_answered(gw, request, n, 120)
     assert rss.growth_kb < 8 * 1024, rss.report(f"a {len(request) * n // 1_000_000} MB pipeline")
 
 
