@@ -1585,13 +1585,17 @@ cdef class ChunkedReader:
     ``out``, a bytearray (not ``data`` itself), receives the payload in the same pass: the chunk
     data of ``data[start:]``, without sizes, extensions, CRLFs or trailers, which is what an
     HTTP/1.0 client must be sent. On a ParseError it holds the payload before the fault.
+
+    ``trailer_bytes`` counts the trailer section seen so far (after the last-chunk line, to
+    the final CRLF included: 2 for a body without trailer fields), so that a caller can
+    forward a body without its trailers.
     """
 
     cdef int state
     cdef int digits
     cdef long long remaining
     cdef Py_ssize_t line_len
-    cdef Py_ssize_t trailer_bytes
+    cdef readonly Py_ssize_t trailer_bytes
     cdef bint colon  # the current trailer line has had its name and colon
     cdef readonly bint done
 
@@ -1688,6 +1692,7 @@ cdef class ChunkedReader:
                             raise ParseError(400, "invalid chunked trailer field name")
                     self.line_len += 1
             elif state == S_TRAILER_LF:
+                self.trailer_bytes += 1
                 if c != LF:
                     raise ParseError(400, "bare CR in chunked trailer")
                 if self.line_len == 0:

@@ -659,6 +659,10 @@ class ChunkedReader:
     ``out``, a bytearray (not ``data`` itself), receives the payload in the same pass: the chunk
     data of ``data[start:]``, without sizes, extensions, CRLFs or trailers, which is what an
     HTTP/1.0 client must be sent. On a ParseError it holds the payload before the fault.
+
+    ``trailer_bytes`` counts the trailer section seen so far (after the last-chunk line, to
+    the final CRLF included: 2 for a body without trailer fields), so that a caller can
+    forward a body without its trailers.
     """
 
     __slots__ = ("state", "remaining", "line_len", "trailer_bytes", "done", "digits", "colon")
@@ -751,6 +755,7 @@ class ChunkedReader:
                             raise ParseError(400, "invalid chunked trailer field name")
                     self.line_len += 1
             elif state == _TRAILER_LF:
+                self.trailer_bytes += 1
                 if c != 0x0A:
                     raise ParseError(400, "bare CR in chunked trailer")
                 if self.line_len == 0:

@@ -261,7 +261,11 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             if end - start > gw.max_body:  # counted with its framing, as when streamed
                 self._reject(413, "request body larger than limits.max_body_bytes")
                 return
-            self._send(buf[start:end], end, True)
+            trailer = self.chunks.trailer_bytes
+            if trailer > 2:  # it has trailer fields: they are not forwarded (see _stream_body)
+                self._send(buf[start:end - trailer] + b"\r\n", end, True)
+            else:
+                self._send(buf[start:end], end, True)
             return
         self.scan = len(buf)
         if len(buf) - start > gw.max_body:
@@ -298,8 +302,10 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self.body_left = left - len(data)
             done = self.body_left == 0
         else:
+            chunks = self.chunks
+            before = chunks.trailer_bytes
             try:
-                end = self.chunks.feed(data)
+                end = chunks.feed(data)
             except ParseError as exc:
                 self._body_failed(exc.reason)
                 return
@@ -310,6 +316,14 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
                 return
             if done and end < len(data):
                 data, rest = data[:end], data[end:]
+            trailer = chunks.trailer_bytes - before
+            if trailer and not (done and before == 0 and trailer == 2):
+                # Request trailers are not forwarded, as nginx does not: they would carry
+                # fields past the checks on the head (X-Forwarded-For, X-Real-IP, names with
+                # '_'). They are withheld as they pass, and only the section's end is sent.
+                data = data[:len(data) - trailer]
+                if done:
+                    data += b"\r\n"
         exchange = self.exchange
         exchange.bytes_in += len(data)
         conn = exchange.conn

@@ -168,3 +168,32 @@ def test_http10_100_continue_is_ignored(gateway, backend):
         assert (resp.status, resp.body) == (200, b"hello"), resp  # no 100 before it
     rec, = backend.wait_requests(1)
     assert rec.header("Expect") is None, rec.headers
+
+
+FORGED_TRAILER = (b"X-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nX_Forwarded_For: 6.6.6.6\r\n"
+                  b"Forwarded: for=6.6.6.6\r\nContent-Length: 5\r\n\r\n")
+
+
+@pytest.mark.parametrize("size", [10, 300_000], ids=["collected", "streamed"])
+@pytest.mark.parametrize("pieces", [1, 40], ids=["one-write", "trailer-split"])
+def test_request_trailers_are_not_forwarded(gateway, backend, size, pieces):
+    """Trailer fields would carry what the head may not (forged forwarding headers, '_'
+    names, framing) past the gateway's checks: like nginx, it forwards none of them. The body
+    arrives whole and the chunked framing stays valid, whether the body was collected or
+    streamed (over request_buffer) and however the trailer section is split across reads."""
+    payload = bytes(range(256)) * (size // 256) + b"p" * (size % 256)
+    framed = b"%x\r\n" % size + payload + b"\r\n0\r\n"
+    with Client(gateway.port) as c:
+        c.send(build_request("POST", "/echo", [("Transfer-Encoding", "chunked"),
+                                               ("Trailer", "X-Real-IP")]) + framed)
+        step = -(-len(FORGED_TRAILER) // pieces)
+        for i in range(0, len(FORGED_TRAILER), step):
+            c.send(FORGED_TRAILER[i:i + step])
+        resp = c.read_response()
+        assert resp.status == 200 and resp.body == payload, resp
+        assert c.request("GET", "/after").body == b"GET /after"
+    rec = backend.wait_requests(2)[0]
+    assert rec.raw_body == framed + b"\r\n", rec.raw_body[-200:]
+    names = {name.lower() for name, _ in rec.headers}
+    assert not names & {"x-real-ip", "forwarded", "trailer", "x_forwarded_for"}, rec.headers
+    assert dict((n.lower(), v) for n, v in rec.headers)["x-forwarded-for"] == "127.0.0.1"

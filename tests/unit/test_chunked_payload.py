@@ -124,3 +124,29 @@ def test_out_must_be_a_bytearray(parser_impl: ModuleType, out: object) -> None:
     with pytest.raises(TypeError):
         parser_impl.ChunkedReader().feed(BODY, 0, out)
     assert parser_impl.ChunkedReader().feed(BODY, 0, None) == len(BODY)
+
+
+@pytest.mark.parametrize(("body", "payload"), BODIES)
+def test_trailer_bytes_locate_the_trailer_section(parser_impl: ModuleType, body: bytes,
+                                                  payload: bytes) -> None:
+    """The gateway withholds request trailers as they pass: in each piece, the last
+    ``trailer_bytes`` growth bytes before the body's end (or the piece's) are the trailer
+    section's, so that what is kept plus a final CRLF is the body without trailer fields."""
+    last_chunk = (b"\r\n" + body).rindex(b"\r\n0")  # where the "0...\r\n" line starts
+    section = body[body.index(b"\r\n", last_chunk) + 2:]
+    splits = [(), *((i,) for i in range(1, len(body))), tuple(range(1, len(body)))]
+    for points in splits:
+        pieces = cut(body, points)
+        pieces[-1] += AFTER
+        reader = parser_impl.ChunkedReader()
+        kept, withheld = [], []
+        for piece in pieces:
+            before = reader.trailer_bytes
+            end = reader.feed(piece)
+            stop = end if end >= 0 else len(piece)
+            grew = reader.trailer_bytes - before
+            kept.append(piece[:stop - grew])
+            withheld.append(piece[stop - grew:stop])
+        assert reader.done and reader.trailer_bytes == len(section), points
+        assert b"".join(withheld) == section, points
+        assert b"".join(kept) + b"\r\n" == body[:len(body) - len(section)] + b"\r\n", points
