@@ -9,7 +9,7 @@ cdef class ClientConnection:
     cdef public double deadline
     cdef public Py_ssize_t body_left, scan, pos, unsent
     cdef public bint eof, pause_pipeline, pause_upstream, reading_paused, write_paused, fresh
-    cdef public bint batching
+    cdef public bint batching, settling
     cdef public unsigned long long acked
 
     cpdef data_received(self, data)

@@ -45,7 +45,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
     __slots__ = (
         "gw", "transport", "buf", "phase", "deadline", "exchange", "body_left", "chunks", "scan",
         "pending", "eof", "pause_pipeline", "pause_upstream", "reading_paused", "write_paused",
-        "client_ip", "xff_tail", "fresh", "pos", "batching", "unsent", "acked",
+        "client_ip", "xff_tail", "fresh", "pos", "batching", "unsent", "acked", "settling",
     )
 
     def __init__(self, gw, peer=None) -> None:
@@ -73,6 +73,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         # the next one to its loop
         self.unsent = 0  # bytes waiting in the write buffer when the send deadline was set
         self.acked = 0  # bytes the client's TCP had acknowledged then
+        self.settling = False  # the first, short wait after a pause_writing (_await_progress)
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
@@ -161,6 +162,7 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.settling = False
         gw = self.gw
         phase = self.phase
         exchange = self.exchange
@@ -478,7 +480,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
         phase = self.phase
         self.deadline = 0.0
         if self.write_paused or phase == CLOSED:  # waiting for the client to read
-            if not self._sent_some():
+            if self.settling:
+                self._settled()
+            elif not self._sent_some():
                 log.info("client %s: not reading what it was sent; closing",
                          self.client_ip.decode())
                 self.abort()
@@ -499,10 +503,21 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
 
     def _await_progress(self) -> None:
         """Bytes wait for the client: it gets ``client_send`` to take some of them (nginx's
-        send_timeout: the time between two writes that made progress, not the whole send)."""
+        send_timeout: the time between two writes that made progress, not the whole send).
+
+        What the client's TCP acknowledges in the moments after the pause is what was already
+        in flight (its receive buffer filling), not reading: progress is counted from a
+        baseline taken a little later (``_settled``), so a client that stopped reading is cut
+        after client_send, not twice that."""
+        self.settling = True
+        self.deadline = self.gw.now + settle_time(self.gw.send_timeout)
+
+    def _settled(self) -> None:
+        self.settling = False
         self.unsent = self.transport.get_write_buffer_size()
         self.acked = bytes_acked(self.transport)
-        self.deadline = self.gw.now + self.gw.send_timeout
+        gw = self.gw
+        self.deadline = gw.now + gw.send_timeout - settle_time(gw.send_timeout)
 
     def _sent_some(self) -> bool:
         """At the send deadline: did the client take bytes since it was set? Then it gets
@@ -602,6 +617,13 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self._close()
             return True
         return False
+
+
+def settle_time(send_timeout: float) -> float:
+    """How long after a pause the progress baseline is taken: long enough for the bytes in
+    flight to be acknowledged (many round trips on loopback and most networks), a small
+    part of client_send."""
+    return min(1.0, send_timeout / 4)
 
 
 def bytes_acked(transport) -> int:

@@ -139,6 +139,25 @@ def test_a_slow_reader_that_keeps_reading_is_not_cut(make_gateway, backend):
     assert len(body) == size, f"got {len(body)} of {size} body bytes\n{gw.log_tail()}"
 
 
+def test_a_client_that_stops_reading_is_cut_after_client_send(make_gateway, backend):
+    """A client that never reads is cut client_send after the gateway's writes stopped, not
+    twice that: the bytes its TCP acknowledges while its receive buffer fills (right after the
+    pause) are not taken for reading. 8 MB is more than every buffer on the way holds."""
+    from tests.integration.test_review_findings import _gateway_holds_socket_to
+    gw = make_gateway(timeouts={"client_send": "4s"})
+    with socket.socket() as sock:
+        sock.connect(("127.0.0.1", gw.port))
+        client_port = sock.getsockname()[1]
+        started = time.monotonic()
+        sock.sendall(b"GET /size/8000000 HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        wait_until(lambda: not _gateway_holds_socket_to(gw, client_port), 15,
+                   "the gateway to cut the client that stopped reading", interval=0.05,
+                   details=gw.log_tail)
+        took = time.monotonic() - started
+    assert 3.9 < took < 6.5, f"cut after {took:.2f} s, client_send is 4 s (twice it before)"
+    assert "not reading what it was sent" in gw.log()
+
+
 def interim(n: int, status: bytes = b"102 Processing") -> bytes:
     return b"HTTP/1.1 " + status + b"\r\n\r\n"
 
