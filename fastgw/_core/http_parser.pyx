@@ -190,7 +190,6 @@ ctypedef struct Fields:
     Py_ssize_t n_length
     Py_ssize_t n_encoding
     Py_ssize_t n_xff
-    Py_ssize_t xff_bytes
     Py_ssize_t n_upgrade
     Py_ssize_t n_expect
     bint conn_close        # Connection lists "close"
@@ -609,7 +608,6 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
     f.n_length = 0
     f.n_encoding = 0
     f.n_xff = 0
-    f.xff_bytes = 0
     f.n_upgrade = 0
     f.n_expect = 0
     f.conn_close = False
@@ -668,7 +666,6 @@ cdef int _check_fields(const unsigned char *p, Py_ssize_t headlen, Line *lines,
             f.n_upgrade += 1
         elif kind == K_XFF:
             f.n_xff += 1
-            f.xff_bytes += ve - vs
         elif kind == K_EXPECT:
             f.n_expect += 1
     return 0
@@ -736,27 +733,6 @@ cdef long long _content_length(const unsigned char *p, Line *lines, Py_ssize_t n
                 break
             a = b + 1
     return result
-
-
-cdef bytes _join(const unsigned char *p, Line *lines, Py_ssize_t nlines, int kind,
-                 Py_ssize_t count, Py_ssize_t value_bytes):
-    """The values of the fields of one kind, joined by ", " (one allocation)."""
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, value_bytes + 2 * (count - 1))
-    cdef char *w = PyBytes_AS_STRING(out)
-    cdef Py_ssize_t k, m
-    cdef bint first = True
-    for k in range(1, nlines):
-        if lines[k].kind != kind:
-            continue
-        if not first:
-            w[0] = b','
-            w[1] = b' '
-            w += 2
-        first = False
-        m = lines[k].vend - lines[k].vstart
-        memcpy(w, p + lines[k].vstart, m)
-        w += m
-    return out
 
 
 cdef inline bint _protocol_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
@@ -1265,7 +1241,7 @@ cdef class RequestParser(_HeadParser):
         cdef bint saw_continue = expect == 1
         cdef bytes forwarded_for = None
         if f.n_xff:
-            forwarded_for = _join(p, lines, nlines, K_XFF, f.n_xff, f.xff_bytes)
+            forwarded_for = _elements(p, lines, nlines, K_XFF, False)
         # forwarded as received: the fields the gateway does not act on (a name with '_' only
         # when allowed, and never one that reads as a gateway's field)
         cdef int kind

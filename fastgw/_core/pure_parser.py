@@ -470,7 +470,8 @@ class RequestParser:
         head.keep_alive = keep_alive
         head.upgrade = upgrade
         head.expect_continue = expect_continue
-        head.x_forwarded_for = b", ".join(forwarded_for) if forwarded_for else None
+        # the list the client sent, without empty elements (``a, , b``) or OWS around them
+        head.x_forwarded_for = b", ".join(list_elements(forwarded_for)) or None
         head.head_length = skip + end + 4
         dropped = (_dropped_underscores_allowed if self.underscores_in_headers
                    else _dropped_underscores_not_allowed)

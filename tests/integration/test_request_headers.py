@@ -197,3 +197,18 @@ def test_request_trailers_are_not_forwarded(gateway, backend, size, pieces):
     names = {name.lower() for name, _ in rec.headers}
     assert not names & {"x-real-ip", "forwarded", "trailer", "x_forwarded_for"}, rec.headers
     assert dict((n.lower(), v) for n, v in rec.headers)["x-forwarded-for"] == "127.0.0.1"
+
+
+def test_x_forwarded_for_is_a_canonical_list(gateway, backend):
+    """The client's X-Forwarded-For elements, from every field line, without empty ones or
+    OWS around them, then the client address: a backend that takes the first or the last
+    element never gets an empty one."""
+    with Client(gateway.port) as c:
+        resp = c.request("GET", "/xff", [("X-Forwarded-For", " 1.1.1.1 , ,"),
+                                         ("X-Forwarded-For", ""), ("X-Forwarded-For", ",2.2.2.2")])
+        assert resp.status == 200, resp
+        resp = c.request("GET", "/xff-empty", [("X-Forwarded-For", " , ")])
+        assert resp.status == 200, resp
+    first, only_empty = backend.wait_requests(2)
+    assert first.header("X-Forwarded-For") == "1.1.1.1, 2.2.2.2, 127.0.0.1", first.headers
+    assert only_empty.header("X-Forwarded-For") == "127.0.0.1", only_empty.headers

@@ -251,7 +251,7 @@ VALID_REQUESTS = [
         id="x-forwarded-removed-and-joined"),
     pytest.param(
         head_lines("GET / HTTP/1.1", "Host: example.com", "X-Forwarded-For:"),
-        {"x_forwarded_for": b""}, id="x-forwarded-for-empty"),
+        {"x_forwarded_for": None}, id="x-forwarded-for-empty"),
     pytest.param(
         head_lines("GET /chat HTTP/1.1", "Host: example.com", "Connection: Upgrade",
                    "Upgrade: websocket", "Sec-WebSocket-Version: 13"),
