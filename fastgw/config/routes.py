@@ -54,7 +54,8 @@ def route_rewrite_problems(route: Route, path: str,
     for field in ("request_headers", "response_headers"):
         rewrite = getattr(route, field)
         if rewrite is not None:
-            yield from _header_rewrite_problems(rewrite, f"{path}.{field}")
+            yield from _header_rewrite_problems(rewrite, f"{path}.{field}",
+                                                field == "request_headers")
 
 
 def _regex_problem(pattern: str, path: str) -> Iterator[Problem]:
@@ -80,16 +81,47 @@ def _condition_problems(field: str, name: str, condition: str | Condition,
             yield from _regex_problem(condition.regex, f"{path}.regex")
 
 
-def _header_rewrite_problems(rewrite: HeaderRewrite, path: str) -> Iterator[Problem]:
+# Fields the gateway writes itself: a rewrite of one would send two (two Content-Lengths is
+# request smuggling) or have no effect (a client's X-Forwarded-For is not among the lines
+# rewrites see). Why each is the gateway's, for the message.
+FRAMING = "is the message's framing, which fastgw writes itself"
+HOP = "is hop-by-hop (it describes one connection; fastgw writes its own)"
+GATEWAY_OWNED = {
+    "content-length": FRAMING, "transfer-encoding": FRAMING,
+    "connection": HOP, "keep-alive": HOP, "proxy-connection": HOP, "te": HOP, "trailer": HOP,
+    "upgrade": HOP, "http2-settings": HOP,
+}
+REQUEST_OWNED = {
+    **GATEWAY_OWNED,
+    "expect": HOP,
+    "x-forwarded-for": "is written by fastgw (the client's list, then the client address)",
+    "x-forwarded-proto": "is written by fastgw",
+    "x-forwarded-host": "is written by fastgw (the request's Host)",
+}
+
+
+def _header_rewrite_problems(rewrite: HeaderRewrite, path: str,
+                             request: bool) -> Iterator[Problem]:
+    owned = REQUEST_OWNED if request else GATEWAY_OWNED
     for kind in ("set", "add"):
         for name, value in getattr(rewrite, kind).items():
             if not TOKEN.fullmatch(name):
                 yield f"{path}.{kind}.{name}", f"expected a header name, got {show(name)}"
+            elif name.lower() in owned:
+                yield f"{path}.{kind}.{name}", f"{name} {owned[name.lower()]}; it cannot be {kind}"
+            elif request and kind == "add" and name.lower() == "host":
+                yield (f"{path}.{kind}.{name}",
+                       "a request has exactly one Host: use set to send another")
             elif not HEADER_VALUE.fullmatch(value):
                 yield f"{path}.{kind}.{name}", "expected a header value without line breaks"
     for index, name in enumerate(rewrite.remove):
         if not TOKEN.fullmatch(name):
             yield f"{path}.remove[{index}]", f"expected a header name, got {show(name)}"
+        elif name.lower() in owned:
+            yield f"{path}.remove[{index}]", f"{name} {owned[name.lower()]}; it cannot be removed"
+        elif request and name.lower() == "host":
+            yield (f"{path}.remove[{index}]",
+                   "a request has exactly one Host: use set to send another")
 
 
 def versioning_problems(versioning: Versioning, path: str) -> Iterator[Problem]:

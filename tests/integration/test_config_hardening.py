@@ -268,3 +268,16 @@ def test_a_reload_to_a_config_bomb_fails_in_one_line_and_serves_on(start, backen
     assert "Traceback" not in gw.log(), gw.log_tail()
     with Client(gw.port) as c:
         assert c.request("GET", "/still").status == 200
+
+
+def test_check_refuses_a_rewrite_of_a_header_the_gateway_writes(tmp_path):
+    """request_headers set Content-Length sent the backend two Content-Lengths (one the
+    gateway's): a config that smuggles. Framing, hop-by-hop and forwarding headers are refused
+    with the file and the path to the field."""
+    path = tmp_path / "gw.yaml"
+    path.write_text("listen: 127.0.0.1:1\nupstreams: {app: {targets: [{address: '127.0.0.1:2'}]}}\n"
+                    "routes:\n  - upstream: app\n"
+                    "    request_headers: {set: {Content-Length: '0'}}\n")
+    assert_one_line_error(fastgw("check", "-c", str(path)), path,
+                          "$.routes[0].request_headers.set.Content-Length: Content-Length is "
+                          "the message's framing, which fastgw writes itself; it cannot be set")
