@@ -96,8 +96,28 @@ def warnings(config: Config) -> list[str]:
     from ..routing import shadowed
 
     routes = config.routes
-    return [
+    found = [
         f"$.routes[{later}] ({routes[later].name}) can never match: "
         f"$.routes[{earlier}] ({routes[earlier].name}) takes every request it would"
         for later, earlier in shadowed(list(compile_plan(config).router.specs))
     ]
+    if not config.limits.underscores_in_headers:
+        found.extend(_underscore_warnings(config))
+    return found
+
+
+def _underscore_warnings(config: Config) -> list[str]:
+    """Header names with "_" that the config reads: the gateway reads them from the request,
+    but drops them from what it forwards (limits.underscores_in_headers), which an operator
+    used to nginx (where such a header is invisible) may not expect."""
+    read = []
+    for index, route in enumerate(config.routes):
+        for name in route.match.headers or {}:
+            read.append((f"$.routes[{index}].match.headers.{name}", name))
+        if route.sticky_on and route.sticky_on.startswith("header:"):
+            read.append((f"$.routes[{index}].sticky_on", route.sticky_on[7:]))
+    if config.versioning is not None and config.versioning.header:
+        read.append(("$.versioning.header", config.versioning.header))
+    return [f"{where}: {name} has a '_': requests are routed by it, but it is not forwarded "
+            f"to the upstream (limits.underscores_in_headers is false)"
+            for where, name in read if "_" in name]

@@ -212,3 +212,26 @@ def test_x_forwarded_for_is_a_canonical_list(gateway, backend):
     first, only_empty = backend.wait_requests(2)
     assert first.header("X-Forwarded-For") == "1.1.1.1, 2.2.2.2, 127.0.0.1", first.headers
     assert only_empty.header("X-Forwarded-For") == "127.0.0.1", only_empty.headers
+
+
+def test_a_route_on_an_underscore_header_is_warned_about(make_gateway, backend, tmp_path):
+    """A header with '_' still selects a route (the request carries it), but it is not
+    forwarded: `fastgw check` says so, since the upstream will not see what it was routed by."""
+    import subprocess
+    import sys
+
+    import yaml
+    routes = {"routes": [{"match": {"headers": {"X_Tenant": "a"}}, "upstream": "app"}]}
+    gw = make_gateway(**routes)
+    with Client(gw.port) as c:
+        assert c.request("GET", "/t", [("X_Tenant", "a")]).status == 200
+        assert c.request("GET", "/t", [("X-Tenant", "a")]).status == 404
+    rec, = backend.wait_requests(1)
+    assert not [n for n, _ in rec.headers if "_" in n], rec.headers
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(make_config(backend.address, free_port(), **routes)))
+    done = subprocess.run([sys.executable, "-m", "fastgw", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ("warning: $.routes[0].match.headers.X_Tenant: X_Tenant has a '_': requests are "
+            "routed by it, but it is not forwarded") in done.stdout, done.stdout
