@@ -96,9 +96,16 @@ def _struct_lines(old: msgspec.Struct, new: msgspec.Struct, skip: tuple[str, ...
             yield f"{name} changed"
 
 
+AT_START = {"pidfile": "the running gateway keeps its pidfile"}  # settings read once
+
+
 def _settings(old: Config, new: Config) -> Iterator[str]:
-    yield from _struct_lines(old, new, ("listen", "upstreams", "routes"),
-                             lambda name, _value: name in SECTIONS, (".", ":"))
+    for line in _struct_lines(old, new, ("listen", "upstreams", "routes"),
+                              lambda name, _value: name in SECTIONS, (".", ":")):
+        name = line.partition(":")[0]
+        if name in AT_START:
+            line += f" (at the next start: {AT_START[name]})"
+        yield line
 
 
 def _listeners(old: list[str], new: list[str]) -> Iterator[str]:

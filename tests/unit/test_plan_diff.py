@@ -80,6 +80,13 @@ def test_identical_configs_give_no_changes() -> None:
     assert diff(RING, RING) == ["no changes"]
 
 
+def test_a_pidfile_change_says_it_waits_for_the_next_start() -> None:
+    """The master writes its pidfile once: a reload does not move it, and says so."""
+    new = edit(BASE, 'listen: "127.0.0.1:8080"\n', 'listen: "127.0.0.1:8080"\npidfile: /run/b.pid\n')
+    assert diff(BASE, new) == ["pidfile: none → /run/b.pid (at the next start: the running "
+                               "gateway keeps its pidfile)"]
+
+
 def test_blue_green_switch_of_a_route() -> None:
     new = edit(BASE, "upstream: blue}", "upstream: green}")
     assert diff(BASE, new) == ["route app: upstream blue → green"]
@@ -235,7 +242,8 @@ def test_settings() -> None:
     assert diff(BASE, new) == [
         "log_level: info → debug",
         "workers: 1 → 2",
-        "pidfile: none → /run/fastgw.pid",
+        "pidfile: none → /run/fastgw.pid (at the next start: the running gateway keeps its "
+        "pidfile)",
         "shutdown_timeout: 30s → 10s",
         "timeouts.client_idle: 75s → 90s",
         "timeouts.upstream_read: 1m → 2m",
