@@ -159,8 +159,9 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
                 if request.upgrade is None:
                     self._fail("upstream switched protocols without being asked to")
                 elif not upgrade_granted(request.upgrade, rhead.upgrade):
-                    log.warning("upstream %s: 101 to %r; the client asked for %r",
-                                self.target.address, rhead.upgrade, request.upgrade)
+                    log.warning('upstream %s: 101 to "%s"; the client asked for "%s"',
+                                self.target.address, show_protocols(rhead.upgrade),
+                                show_protocols(request.upgrade))
                     self._fail("upstream switched to a protocol the client did not ask for")
                 else:
                     self.rbuf = b""
@@ -340,6 +341,11 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
         self.exchange = None
         if self.transport is not None:
             self.transport.close()
+
+
+def show_protocols(upgrade) -> str:
+    """An Upgrade value for a log line (validated tokens; "none" when absent)."""
+    return "none" if upgrade is None else upgrade.decode("latin-1")
 
 
 def upgrade_granted(asked: bytes, named) -> bool:

@@ -211,6 +211,10 @@ def test_a_101_to_a_protocol_the_client_did_not_ask_for_is_a_502(make_gateway):
                 resp = c.read_response(timeout=10)
                 assert resp.status == 502, (named, resp.status)
                 assert b"raw bytes" not in c.take_buffered()
+            if named is not None:  # the log says it in words, not as Python bytes
+                warning = f'101 to "{named.decode()}"; the client asked for "websocket"'
+                wait_until(lambda log=gw.log, w=warning: w in log(), 10, "the warning",
+                           details=gw.log_tail)
             gw.stop()
 
 
