@@ -744,9 +744,15 @@ cdef inline bint _protocol_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b
     return s == b or (s + 1 < b and _all(p, s + 1, b, C_TCHAR))
 
 
-cdef inline bint _is_h2c(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
-    """The Upgrade protocol p[a:b] (checked) is h2c, any case, with or without a version."""
-    return b - a >= 3 and _lower_eq(p + a, b"h2c", 3) and (b - a == 3 or p[a + 3] == b'/')
+cdef inline bint _is_http2(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """The Upgrade protocol p[a:b] (checked) is h2c or h2 (HTTP/2, which TLS alone may
+    select, RFC 9113 3.2), any case, with or without a version."""
+    cdef Py_ssize_t n = 2
+    if b - a < 2 or not _lower_eq(p + a, b"h2", 2):
+        return False
+    if b - a > 2 and (p[a + 2] | 0x20) == b'c':
+        n = 3
+    return b - a == n or p[a + n] == b'/'
 
 
 cdef object _elements(const unsigned char *p, Line *lines, Py_ssize_t nlines, int kind,
@@ -754,7 +760,7 @@ cdef object _elements(const unsigned char *p, Line *lines, Py_ssize_t nlines, in
     """The list (RFC 9110 5.6.1) in the fields of one kind, spelled canonically: the elements
     without OWS around them, empty ones left out, joined by ", " (one allocation); None when
     it has no element. ``protocols``: each element must be an Upgrade protocol (else 400), and
-    h2c is left out: HTTP/2 over cleartext is never negotiated through the gateway (an h2c
+    h2c and h2 are left out: HTTP/2 is never negotiated through the gateway (an HTTP/2
     connection to the upstream would carry requests the gateway never sees: h2c smuggling)."""
     cdef Py_ssize_t k, a, b, ts, te, ve, total = 0, count = 0
     cdef int step
@@ -771,7 +777,7 @@ cdef object _elements(const unsigned char *p, Line *lines, Py_ssize_t nlines, in
                 if te > ts and protocols:
                     if step == 0 and not _protocol_ok(p, ts, te):
                         raise ParseError(400, "invalid Upgrade")
-                    if _is_h2c(p, ts, te):
+                    if _is_http2(p, ts, te):
                         te = ts  # left out, as an empty element
                 if te > ts:
                     if step == 0:

@@ -169,8 +169,8 @@ def compare_head(sent: Message, got: Message, ctx: Context) -> list[str]:
 def compare_upgrade(sent: Message, got: Message) -> list[str]:
     """Upgrade is forwarded only when Connection lists it (RFC 9110 7.6.1), never for an
     HTTP/1.0 request (7.8: a server must ignore it), as every protocol of every field."""
-    protocols = [p for p in sent.elements(b"upgrade")  # h2c is never forwarded
-                 if p.lower().partition(b"/")[0] != b"h2c"]
+    protocols = [p for p in sent.elements(b"upgrade")  # h2c and h2 are never forwarded
+                 if p.lower().partition(b"/")[0] not in (b"h2c", b"h2")]
     wanted = (sent.version == b"HTTP/1.1" and b"upgrade" in sent.elements(b"connection")
               and protocols)
     forwarded = got.elements(b"upgrade")

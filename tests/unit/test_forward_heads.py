@@ -203,9 +203,12 @@ def test_upgrade_forwarded_canonically(parser_impl, fields, canonical):
     ([b"H2C", b"h2c/1.0"], None),
     ([b"h2c", b"websocket"], b"websocket"),
     ([b"websocket, h2c, foo"], b"websocket, foo"),
+    ([b"h2, websocket", b"H2/2"], b"websocket"),
+    ([b"h2"], None),
+    ([b"h2x, h2c2, h3"], b"h2x, h2c2, h3"),
 ])
 def test_h2c_upgrade_never_forwarded(parser_impl, fields, canonical):
-    """h2c is left out of the Upgrade list (none left: no upgrade), and HTTP2-Settings is
+    """h2c and h2 are left out of the Upgrade list (none left: no upgrade), and HTTP2-Settings is
     never forwarded, listed in Connection or not."""
     data = (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
             + b"".join(b"Upgrade: " + f + b"\r\n" for f in fields)

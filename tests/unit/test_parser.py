@@ -442,7 +442,7 @@ H2C_REQUESTS = [
                   "HTTP2-Settings: AAMAAABk"], b"websocket", id="h2c-after-websocket"),
     pytest.param(["Connection: upgrade", "Upgrade: h2c", "Upgrade: websocket"], b"websocket",
                  id="h2c-in-another-field"),
-    pytest.param(["Connection: upgrade", "Upgrade: h2cx, xh2c, h2"], b"h2cx, xh2c, h2",
+    pytest.param(["Connection: upgrade", "Upgrade: h2cx, xh2c, h2, h2x"], b"h2cx, xh2c, h2x",
                  id="h2c-lookalikes-kept"),
     pytest.param(["Upgrade: h2c", "HTTP2-Settings: AAMAAABk"], None, id="h2c-not-listed"),
     pytest.param(["HTTP2-Settings: AAMAAABk"], None, id="http2-settings-alone"),
