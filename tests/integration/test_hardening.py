@@ -150,6 +150,8 @@ def test_a_client_that_stops_reading_is_cut_after_client_send(make_gateway, back
         client_port = sock.getsockname()[1]
         started = time.monotonic()
         sock.sendall(b"GET /size/8000000 HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        wait_until(lambda: _gateway_holds_socket_to(gw, client_port), 10,
+                   "the gateway to accept the connection", interval=0.01)
         wait_until(lambda: not _gateway_holds_socket_to(gw, client_port), 15,
                    "the gateway to cut the client that stopped reading", interval=0.05,
                    details=gw.log_tail)
