@@ -274,7 +274,9 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self._reject(413, "request body larger than limits.max_body_bytes")
         elif len(buf) - start > gw.request_buffer:
             self.body_left = len(buf) - start
-            self._send(buf[start:], len(buf), False)
+            # the trailer bytes read so far end buf: withheld, as _stream_body does with
+            # the rest (only the section's end is sent)
+            self._send(buf[start:len(buf) - self.chunks.trailer_bytes], len(buf), False)
         elif self.eof:
             self._cut_short()
 

@@ -13,6 +13,8 @@ items 2 and 8): a real fastgw process, a real backend that records the head it r
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.integration.test_proxy_upgrade import KEY, UPGRADE_HEADERS
@@ -197,6 +199,32 @@ def test_request_trailers_are_not_forwarded(gateway, backend, size, pieces):
     names = {name.lower() for name, _ in rec.headers}
     assert not names & {"x-real-ip", "forwarded", "trailer", "x_forwarded_for"}, rec.headers
     assert dict((n.lower(), v) for n, v in rec.headers)["x-forwarded-for"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(("crossing", "last"), [
+    (b"0\r\n" + FORGED_TRAILER[:-2], b"\r\n"),
+    (b"0\r\n\r", b"\n"),
+    (b"0\r\nX-Real-IP: 6.6", b".6.6.6\r\n\r\n"),
+], ids=["fields", "final-cr", "half-a-field"])
+def test_trailer_bytes_in_the_read_that_starts_streaming_are_withheld(gateway, backend,
+                                                                      crossing, last):
+    """The read that takes a held chunked body over request_buffer (and so starts streaming
+    it) may already hold part of the trailer section: it was forwarded raw (trailer fields
+    reached the backend, and '0\r\n\r' then '\n' became '0\r\n\r\r\n'). Reads are
+    separate sends with pauses between them, so the gateway sees them apart."""
+    first = b"%x\r\n" % 65_000 + b"a" * 65_000 + b"\r\n"  # held: under the 64 KiB buffer
+    second = b"3e8\r\n" + b"b" * 1000 + b"\r\n"
+    with Client(gateway.port) as c:
+        c.send(build_request("POST", "/echo", [("Transfer-Encoding", "chunked")]) + first)
+        time.sleep(0.2)  # apart, so that the next read is the one that crosses the buffer
+        c.send(second + crossing)
+        time.sleep(0.2)
+        c.send(last)
+        resp = c.read_response()
+        assert resp.status == 200 and resp.body == b"a" * 65_000 + b"b" * 1000, resp.status
+    rec, = backend.wait_requests(1)
+    assert rec.raw_body == first + second + b"0\r\n\r\n", rec.raw_body[-120:]
+    assert not {n.lower() for n, _ in rec.headers} & {"x-real-ip", "x_forwarded_for"}
 
 
 def test_x_forwarded_for_is_a_canonical_list(gateway, backend):
