@@ -447,7 +447,8 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             self._close()
         else:
             self.phase = IDLE
-            self.deadline = gw.now + gw.idle_timeout
+            if not self.write_paused:  # else client_send's deadline stands (on_deadline)
+                self.deadline = gw.now + gw.idle_timeout
 
     def _read_next(self) -> None:
         """The next pipelined requests, from the loop rather than the stack (a long pipeline

@@ -160,6 +160,29 @@ def test_a_client_that_stops_reading_is_cut_after_client_send(make_gateway, back
     assert "not reading what it was sent" in gw.log()
 
 
+def test_client_send_holds_between_keep_alive_requests(make_gateway, backend):
+    """The write that takes the buffer over its high-water mark may complete a response: the
+    connection then went idle and client_idle replaced client_send's deadline (a client that
+    stopped reading was cut after 20 s, not 2). Requests keep coming, answers are never read."""
+    from tests.integration.test_review_findings import _gateway_holds_socket_to
+    gw = make_gateway(timeouts={"client_send": "2s", "client_idle": "20s"})
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", gw.port))
+        client_port = sock.getsockname()[1]
+        wait_until(lambda: _gateway_holds_socket_to(gw, client_port), 10,
+                   "the gateway to accept the connection", interval=0.01)
+        for _ in range(40):  # each answer (100 KB) arrives whole, one after the other
+            sock.sendall(b"GET /size/100000 HTTP/1.1\r\nHost: test.local\r\n\r\n")
+            time.sleep(0.05)  # the client's pace, not a wait for the gateway
+        stopped = time.monotonic()
+        wait_until(lambda: not _gateway_holds_socket_to(gw, client_port), 25,
+                   "the gateway to cut the client that stopped reading", interval=0.05,
+                   details=gw.log_tail)
+        took = time.monotonic() - stopped
+    assert took < 8, f"cut {took:.1f} s after the last request: client_send is 2 s"
+
+
 def interim(n: int, status: bytes = b"102 Processing") -> bytes:
     return b"HTTP/1.1 " + status + b"\r\n\r\n"
 
