@@ -1317,8 +1317,8 @@ cdef class ResponseHead:
         cdef Py_ssize_t total = (PyBytes_GET_SIZE(self.reason) + PyBytes_GET_SIZE(kept)
                                  + PyBytes_GET_SIZE(extra) + 17)
         # 17 = len("HTTP/1.1 ") + 3 digits + len(" ") + len("\r\n") + len("\r\n")
-        if self.transfer_encoding is not None and not te_allowed:
-            framing = 0
+        if (self.transfer_encoding is not None and not te_allowed) or self.status == 204:
+            framing = 0  # a 204 has neither (RFC 9110 8.6, RFC 9112 6.1), whatever it said
         elif self.chunked or (self.transfer_encoding is not None and not no_body):
             framing = 1
             total += PyBytes_GET_SIZE(self.transfer_encoding) + 21

@@ -108,8 +108,8 @@ class ResponseHead:
         ``kept``, when a route rewrites them), framing, then ``extra`` (e.g. a Connection
         line). ``te_allowed`` is False for HTTP/1.0 clients: they never get Transfer-Encoding."""
         te = self.transfer_encoding
-        if te is not None and not te_allowed:
-            framing = b""
+        if (te is not None and not te_allowed) or self.status == 204:
+            framing = b""  # a 204 has neither (RFC 9110 8.6, RFC 9112 6.1), whatever it said
         elif self.chunked or (te is not None and not no_body):
             framing = b"Transfer-Encoding: " + te + b"\r\n"
         elif self.content_length >= 0:

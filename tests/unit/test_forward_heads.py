@@ -83,6 +83,19 @@ def test_no_framing_and_empty_reason(parser_impl):
     assert head.forward(b"", True, True) == b"HTTP/1.1 204 \r\nX: y\r\n\r\n"
 
 
+@pytest.mark.parametrize("framing", [b"Content-Length: 5", b"Transfer-Encoding: chunked",
+                                     b"Transfer-Encoding: gzip, chunked"])
+def test_a_204_is_sent_without_framing_whatever_the_upstream_said(parser_impl, framing):
+    """RFC 9110 8.6 and 9112 6.1: a 204 has neither Content-Length nor Transfer-Encoding; a
+    client that honoured the upstream's would read the next response as this one's body.
+    (A 304 may carry Content-Length: that of the representation.)"""
+    head = response(parser_impl, b"HTTP/1.1 204 No Content\r\n" + framing + b"\r\nX: y\r\n\r\n")
+    assert head.forward(b"", True, True) == b"HTTP/1.1 204 No Content\r\nX: y\r\n\r\n"
+    head = response(parser_impl, b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
+    assert head.forward(b"", True, True) == (
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
+
+
 token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
 value = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 ,;=/.", max_size=20)
 
