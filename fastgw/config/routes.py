@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .._core.grammar import FIELD_VALUE, TOKEN_PATTERN, regex_class
+from .._core.grammar import FIELD_VALUE, HOST, TOKEN_PATTERN, host_shape_ok, regex_class
 from .schema import Condition, HeaderRewrite, Route, Versioning
 from .units import show
 
@@ -19,6 +19,11 @@ TOKEN = re.compile(TOKEN_PATTERN)  # methods and header names
 VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 HEADER_VALUE = re.compile(regex_class(FIELD_VALUE) + "*")
+# an absolute path (RFC 3986 3.3): "/" and pchars, "%" only before two hex digits. What a
+# rewrite writes into the request line must be one: a space or a CRLF there would make the
+# upstream read another request line (or requests) than the gateway sent.
+PATH = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+PATH_EXPECTED = "expected a path: \"/\" then letters, digits, -._~!$&'()*+,;=:@/ or %XX"
 
 
 def route_rewrite_problems(route: Route, path: str,
@@ -42,11 +47,15 @@ def route_rewrite_problems(route: Route, path: str,
         value = getattr(route, field)
         if value is not None and not value.startswith("/"):
             yield f"{path}.{field}", f'expected a path starting with "/", got {show(value)}'
+        elif value is not None and not PATH.fullmatch(value):
+            yield f"{path}.{field}", f"{PATH_EXPECTED}, got {show(value)}"
     if route.replace_prefix is not None:
         for field, value in (("from", route.replace_prefix.from_), ("to", route.replace_prefix.to)):
             if not value.startswith("/"):
                 yield (f"{path}.replace_prefix.{field}",
                        f'expected a path starting with "/", got {show(value)}')
+            elif not PATH.fullmatch(value):
+                yield f"{path}.replace_prefix.{field}", f"{PATH_EXPECTED}, got {show(value)}"
         if route.strip_prefix is not None:
             yield path, 'expected "strip_prefix" or "replace_prefix", not both'
     if route.strip_version and (versioning is None or versioning.path is None):
@@ -114,6 +123,10 @@ def _header_rewrite_problems(rewrite: HeaderRewrite, path: str,
                        "a request has exactly one Host: use set to send another")
             elif not HEADER_VALUE.fullmatch(value):
                 yield f"{path}.{kind}.{name}", "expected a header value without line breaks"
+            elif request and name.lower() == "host" and not _host_ok(value):
+                yield (f"{path}.{kind}.{name}",
+                       f'expected a host, with or without a port ("api.internal:8080"), got '
+                       f"{show(value)}")
     for index, name in enumerate(rewrite.remove):
         if not TOKEN.fullmatch(name):
             yield f"{path}.remove[{index}]", f"expected a header name, got {show(name)}"
@@ -122,6 +135,11 @@ def _header_rewrite_problems(rewrite: HeaderRewrite, path: str,
         elif request and name.lower() == "host":
             yield (f"{path}.remove[{index}]",
                    "a request has exactly one Host: use set to send another")
+
+
+def _host_ok(value: str) -> bool:
+    data = value.encode("latin-1")
+    return bool(data) and all(c in HOST for c in data) and host_shape_ok(data)
 
 
 def versioning_problems(versioning: Versioning, path: str) -> Iterator[Problem]:

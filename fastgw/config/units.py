@@ -53,10 +53,16 @@ _BYTES_PER = {
 _SIZE_FORMS = 'a size such as "512B", "64KiB", "1MiB", "1GiB", "100KB" or a number of bytes'
 
 
+_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"} | {
+    chr(c): f"\\x{c:02x}" for c in [*range(0x20), 0x7F] if chr(c) not in "\r\n\t"}
+
+
 def show(value: object) -> str:
     """Render a value from a config file for an error message, the way the user wrote it."""
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, str):  # escaped as YAML and JSON would: one line, whatever it holds
+        text = value.replace("\\", "\\\\").replace('"', '\\"')
+        text = "".join(_ESCAPES.get(c, c) if c < " " or c == "\x7f" else c for c in text)
+        return '"' + text + '"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

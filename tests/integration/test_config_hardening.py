@@ -281,3 +281,14 @@ def test_check_refuses_a_rewrite_of_a_header_the_gateway_writes(tmp_path):
     assert_one_line_error(fastgw("check", "-c", str(path)), path,
                           "$.routes[0].request_headers.set.Content-Length: Content-Length is "
                           "the message's framing, which fastgw writes itself; it cannot be set")
+
+
+def test_check_refuses_a_rewrite_that_would_write_another_request_line(tmp_path):
+    """replace_prefix.to is written into the request line: with a CRLF in it the upstream read
+    two requests for one (and with a space, a broken request line)."""
+    path = tmp_path / "gw.yaml"
+    path.write_text("listen: 127.0.0.1:1\nupstreams: {app: {targets: [{address: '127.0.0.1:2'}]}}\n"
+                    "routes:\n  - upstream: app\n"
+                    '    replace_prefix: {from: /a, to: "/x HTTP/1.1\\r\\nHost: i\\r\\n\\r\\nGET /s"}\n')
+    assert_one_line_error(fastgw("check", "-c", str(path)), path,
+                          "$.routes[0].replace_prefix.to: expected a path: \"/\" then letters")
