@@ -746,8 +746,11 @@ cdef inline bint _protocol_ok(const unsigned char *p, Py_ssize_t a, Py_ssize_t b
 
 cdef inline bint _is_http2(const unsigned char *p, Py_ssize_t a, Py_ssize_t b) noexcept:
     """The Upgrade protocol p[a:b] (checked) is h2c or h2 (HTTP/2, which TLS alone may
-    select, RFC 9113 3.2), any case, with or without a version."""
+    select, RFC 9113 3.2), any case, with or without a version, or HTTP/2 (RFC 9110 7.8's
+    spelling: HTTP/2, HTTP/2.0, ...)."""
     cdef Py_ssize_t n = 2
+    if b - a >= 6 and _lower_eq(p + a, b"http/2", 6):
+        return True
     if b - a < 2 or not _lower_eq(p + a, b"h2", 2):
         return False
     if b - a > 2 and (p[a + 2] | 0x20) == b'c':

@@ -296,16 +296,17 @@ def _target_ok(target: bytes) -> bool:
 def _protocols(values: list[bytes]) -> bytes | None:
     """A request's Upgrade list (RFC 9110 7.8), validated (protocol-name ["/" protocol-version],
     both tokens) and spelled canonically: the elements joined by ", "; None if it is empty.
-    h2c and h2 (any case, any version) are left out: HTTP/2 is never negotiated through the
-    gateway (an HTTP/2 connection to the upstream would carry requests the gateway never sees:
-    h2c smuggling)."""
+    h2c, h2 (any case, any version) and HTTP/2 (HTTP/2.0, ...) are left out: HTTP/2 is never
+    negotiated through the gateway (an HTTP/2 connection to the upstream would carry requests
+    the gateway never sees: h2c smuggling)."""
     protocols = list_elements(values)
     kept = []
     for proto in protocols:
         name, slash, version = proto.partition(b"/")
         if not is_token(name) or (slash and not is_token(version)):
             raise ParseError(400, "invalid Upgrade")
-        if name.lower() not in (b"h2c", b"h2"):
+        if name.lower() not in (b"h2c", b"h2") and not (
+                name.lower() == b"http" and version.startswith(b"2")):
             kept.append(proto)
     return b", ".join(kept) or None
 

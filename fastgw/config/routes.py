@@ -95,6 +95,8 @@ def _condition_problems(field: str, name: str, condition: str | Condition,
 # rewrites see). Why each is the gateway's, for the message.
 FRAMING = "is the message's framing, which fastgw writes itself"
 HOP = "is hop-by-hop (it describes one connection; fastgw writes its own)"
+EXPECT = "is answered by fastgw (100-continue) and never forwarded"
+NOT_YET = "; a proxy in front of fastgw cannot be trusted to set it yet"
 GATEWAY_OWNED = {
     "content-length": FRAMING, "transfer-encoding": FRAMING,
     "connection": HOP, "keep-alive": HOP, "proxy-connection": HOP, "te": HOP, "trailer": HOP,
@@ -102,10 +104,11 @@ GATEWAY_OWNED = {
 }
 REQUEST_OWNED = {
     **GATEWAY_OWNED,
-    "expect": HOP,
-    "x-forwarded-for": "is written by fastgw (the client's list, then the client address)",
-    "x-forwarded-proto": "is written by fastgw",
-    "x-forwarded-host": "is written by fastgw (the request's Host)",
+    "expect": EXPECT,
+    "x-forwarded-for": "is written by fastgw (the client's list, then the client address)"
+                       + NOT_YET,
+    "x-forwarded-proto": "is written by fastgw (http)" + NOT_YET,
+    "x-forwarded-host": "is written by fastgw (the request's Host)" + NOT_YET,
 }
 
 
@@ -117,7 +120,8 @@ def _header_rewrite_problems(rewrite: HeaderRewrite, path: str,
             if not TOKEN.fullmatch(name):
                 yield f"{path}.{kind}.{name}", f"expected a header name, got {show(name)}"
             elif name.lower() in owned:
-                yield f"{path}.{kind}.{name}", f"{name} {owned[name.lower()]}; it cannot be {kind}"
+                done = "set" if kind == "set" else "added"
+                yield f"{path}.{kind}.{name}", f"{name} {owned[name.lower()]}; it cannot be {done}"
             elif request and kind == "add" and name.lower() == "host":
                 yield (f"{path}.{kind}.{name}",
                        "a request has exactly one Host: use set to send another")

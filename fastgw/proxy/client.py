@@ -132,7 +132,10 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
                 return False
             conn.send_eof()
             return True
-        if phase <= BODY:
+        if phase == BODY:  # a head was taken, its body will never be whole: say so
+            self._cut_short()
+            return True
+        if phase <= HEAD:
             if phase == HEAD and self.buf:  # pipelined requests not read yet: answer the
                 self._read_head()  # whole ones (then close), or close on a partial one
                 return True
@@ -486,7 +489,8 @@ class ClientConnection:  # an asyncio protocol (uvloop needs no base class)
             if self.settling:
                 self._settled()
             elif not self._sent_some():
-                log.info("client %s: not reading what it was sent; closing",
+                log.info("client %s: took none of the bytes sent to it for timeouts.client_send; "
+                         "closing",
                          self.client_ip.decode())
                 self.abort()
         elif phase == IDLE:

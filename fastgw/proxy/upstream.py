@@ -157,9 +157,11 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
             body = buf[rhead.head_length:]
             if status == 101:
                 if request.upgrade is None:
+                    log.warning("upstream %s: 101 to a request that asked for no upgrade",
+                                self.target.address)
                     self._fail("upstream switched protocols without being asked to")
                 elif not upgrade_granted(request.upgrade, rhead.upgrade):
-                    log.warning('upstream %s: 101 to "%s"; the client asked for "%s"',
+                    log.warning("upstream %s: 101 to %s; the client asked for %s",
                                 self.target.address, show_protocols(rhead.upgrade),
                                 show_protocols(request.upgrade))
                     self._fail("upstream switched to a protocol the client did not ask for")
@@ -344,8 +346,8 @@ class UpstreamConnection:  # an asyncio protocol (uvloop needs no base class)
 
 
 def show_protocols(upgrade) -> str:
-    """An Upgrade value for a log line (validated tokens; "none" when absent)."""
-    return "none" if upgrade is None else upgrade.decode("latin-1")
+    """An Upgrade value for a log line (validated tokens), quoted; words when absent."""
+    return "no protocol (no Upgrade)" if upgrade is None else f'"{upgrade.decode("latin-1")}"'
 
 
 def upgrade_granted(asked: bytes, named) -> bool:

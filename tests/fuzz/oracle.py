@@ -170,8 +170,9 @@ def compare_head(sent: Message, got: Message, ctx: Context) -> list[str]:
 def compare_upgrade(sent: Message, got: Message) -> list[str]:
     """Upgrade is forwarded only when Connection lists it (RFC 9110 7.6.1), never for an
     HTTP/1.0 request (7.8: a server must ignore it), as every protocol of every field."""
-    protocols = [p for p in sent.elements(b"upgrade")  # h2c and h2 are never forwarded
-                 if p.lower().partition(b"/")[0] not in (b"h2c", b"h2")]
+    protocols = [p for p in sent.elements(b"upgrade")  # h2c, h2, HTTP/2 are never forwarded
+                 if p.lower().partition(b"/")[0] not in (b"h2c", b"h2")
+                 and not p.lower().startswith(b"http/2")]
     wanted = (sent.version == b"HTTP/1.1" and b"upgrade" in sent.elements(b"connection")
               and protocols)
     forwarded = got.elements(b"upgrade")

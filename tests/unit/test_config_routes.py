@@ -75,7 +75,7 @@ def test_full_route_loads():
     ("routes: [{upstream: a, request_headers: {set: {Content-Length: '0'}}}]\n",
      "$.routes[0].request_headers.set.Content-Length", "framing, which fastgw writes itself"),
     ("routes: [{upstream: a, request_headers: {add: {transfer-encoding: chunked}}}]\n",
-     "$.routes[0].request_headers.add.transfer-encoding", "it cannot be add"),
+     "$.routes[0].request_headers.add.transfer-encoding", "it cannot be added"),
     ("routes: [{upstream: a, request_headers: {set: {Connection: close}}}]\n",
      "$.routes[0].request_headers.set.Connection", "hop-by-hop"),
     ("routes: [{upstream: a, request_headers: {remove: [X-Forwarded-For]}}]\n",

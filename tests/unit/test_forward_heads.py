@@ -219,6 +219,8 @@ def test_upgrade_forwarded_canonically(parser_impl, fields, canonical):
     ([b"h2, websocket", b"H2/2"], b"websocket"),
     ([b"h2"], None),
     ([b"h2x, h2c2, h3"], b"h2x, h2c2, h3"),
+    ([b"HTTP/2.0, websocket", b"http/2"], b"websocket"),
+    ([b"HTTP/1.1, HTTP/3, HTTP"], b"HTTP/1.1, HTTP/3, HTTP"),
 ])
 def test_h2c_upgrade_never_forwarded(parser_impl, fields, canonical):
     """h2c and h2 are left out of the Upgrade list (none left: no upgrade), and HTTP2-Settings is
