@@ -196,7 +196,7 @@ def test_close_delimited_response_coding_forwarded_canonically(parser_impl):
     ([b", websocket ,"], b"websocket"),
     ([b"foo", b"websocket"], b"foo, websocket"),
     ([b"", b"websocket", b","], b"websocket"),
-    ([b"HTTP/2.0 ,\tSHTTP/1.3"], b"HTTP/2.0, SHTTP/1.3"),
+    ([b"HTTP/1.1 ,\tSHTTP/1.3"], b"HTTP/1.1, SHTTP/1.3"),
 ])
 def test_upgrade_forwarded_canonically(parser_impl, fields, canonical):
     data = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n" + b"".join(

@@ -270,8 +270,8 @@ VALID_REQUESTS = [
         {"upgrade": b"websocket"}, id="upgrade-empty-elements"),
     pytest.param(
         head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: upgrade",
-                   "Upgrade: HTTP/2.0,\tSHTTP/1.3 ,websocket"),
-        {"upgrade": b"HTTP/2.0, SHTTP/1.3, websocket"}, id="upgrade-protocol-versions"),
+                   "Upgrade: HTTP/1.1,\tSHTTP/1.3 ,websocket"),
+        {"upgrade": b"HTTP/1.1, SHTTP/1.3, websocket"}, id="upgrade-protocol-versions"),
     pytest.param(
         head_lines("GET / HTTP/1.1", "Host: example.com", "Connection: upgrade",
                    "Upgrade: , ,"),
