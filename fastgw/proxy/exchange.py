@@ -252,19 +252,12 @@ class Exchange:
                 gw.connect_timeout,
             )
         except TimeoutError:
-            count = target.connect_failed(gw.now)
-            if count:
-                log.warning("upstream %s: connect timed out (%d failed connect%s since the "
-                            "last line)", target.address, count, "" if count == 1 else "s")
+            _connect_failure(target, gw.now, "connect timed out")
             self.attempt_failed(Outcome.CONNECT_TIMEOUT, 502,
                                 f"connecting to upstream {target.address} timed out")
             return
         except OSError as exc:
-            count = target.connect_failed(gw.now)
-            if count:
-                log.warning("upstream %s: connect failed: %s (%d failed connect%s since the "
-                            "last line)", target.address, exc.strerror or exc, count,
-                            "" if count == 1 else "s")
+            _connect_failure(target, gw.now, f"connect failed: {exc.strerror or exc}")
             self.attempt_failed(Outcome.CONNECT_ERROR, 502,
                                 f"cannot connect to upstream {target.address}")
             return
@@ -471,3 +464,11 @@ class Exchange:
         if self.target is None:
             return self.earlier
         return self.earlier + ((self.target, self.reused, self.t_attempt, self.outcome),)
+
+
+def _connect_failure(target, now: float, what: str) -> None:
+    """One warning per target every few seconds, with the count of failures since the last."""
+    count = target.connect_failed(now)
+    if count:
+        log.warning("upstream %s: %s (%d failed connect%s since the last line)", target.address,
+                    what, count, "" if count == 1 else "s")
